@@ -1,0 +1,14 @@
+/** Names dualwan gives the things it creates, so it recognises them later. */
+export const OWNER_TAG = 'dualwan';
+
+export function mappingId(uplinkName: string): string {
+  return `dualwan-${uplinkName}`;
+}
+
+export function imageVolid(storage: string, filename: string): string {
+  return `${storage}:iso/${filename}`;
+}
+
+export function isOwnedVm(tags: string | undefined): boolean {
+  return (tags ?? '').split(/[;, ]+/).includes(OWNER_TAG);
+}

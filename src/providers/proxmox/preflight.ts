@@ -1,0 +1,169 @@
+import type { Diagnostic } from '../../core/diagnostics';
+import type { DesiredState, WanUplink } from '../../core/desired';
+import type { Discovery } from './discovery';
+import { missingPrivileges, requiredPrivileges } from './privileges';
+import { isOwnedVm } from './naming';
+
+/** Rough size of an unpacked OPNsense nano image, for the free-space check before download. */
+export const IMAGE_SPACE_ESTIMATE_BYTES = 4 * 1024 ** 3;
+const GiB = 1024 ** 3;
+
+interface NamedUplink {
+  readonly name: string;
+  readonly uplink: WanUplink;
+  readonly path: string;
+}
+
+function uplinksOf(state: DesiredState): NamedUplink[] {
+  return [
+    ...state.wans.map((w, i) => ({ name: w.name, uplink: w.uplink, path: `wans.${i}.uplink` })),
+    { name: 'lan', uplink: state.lan.uplink, path: 'lan.uplink' },
+  ];
+}
+
+const slotOf = (pciId: string) => pciId.replace(/\.[0-9a-f]$/, '');
+const isBridgeClass = (cls: string) => cls.startsWith('0x0604');
+const deviceLabel = (d: { id: string; vendor_name?: string; device_name?: string }) =>
+  `${d.id}${d.device_name ? ` (${d.device_name})` : d.vendor_name ? ` (${d.vendor_name})` : ''}`;
+
+/**
+ * Read-only checks before anything is written. Each finding names what is wrong, why it matters,
+ * and what to do. Any error stops the run with nothing changed on the host.
+ */
+export function preflight(state: DesiredState, d: Discovery): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const err = (code: string, message: string, remedy: string, path?: string) => out.push({ severity: 'error', code, message, remedy, path });
+  const warn = (code: string, message: string, remedy: string, path?: string) => out.push({ severity: 'warning', code, message, remedy, path });
+  const vm = state.vm;
+  if (!vm || !state.proxmox) return out;
+
+  if (!d.nodes.includes(state.proxmox.node)) {
+    err('PREFLIGHT_NODE_UNKNOWN', `The Proxmox host has no node named '${state.proxmox.node}' (nodes: ${d.nodes.join(', ')}).`, `Set proxmox.node to one of: ${d.nodes.join(', ')}.`, 'proxmox.node');
+  }
+
+  const nics = uplinksOf(state).filter((u): u is NamedUplink & { uplink: { type: 'pci-nic'; pci: string } } => u.uplink.type === 'pci-nic');
+
+  // IOMMU: -1 on every device means the kernel has no IOMMU groups (hardware/pci, research §3).
+  const iommuOff = d.pci.length > 0 && d.pci.every((p) => p.iommugroup === -1);
+  if (nics.length && iommuOff) {
+    err(
+      'PREFLIGHT_IOMMU_OFF',
+      'IOMMU is off on the Proxmox host: no PCI device has an IOMMU group, so no NIC can be passed through.',
+      'Enable VT-d (Intel) or AMD-Vi in the firmware setup; on kernels older than 6.8 also add intel_iommu=on to the kernel command line; reboot the host and run dualwan again.',
+    );
+  }
+
+  const mgmtPorts = d.management.ports;
+  const mgmtPci = new Set(mgmtPorts.map((p) => p.pci).filter((x): x is string => !!x));
+  const unknownMgmt = mgmtPorts.filter((p) => !p.pci);
+
+  for (const nic of nics) {
+    const dev = d.pci.find((p) => p.id === nic.uplink.pci);
+    if (!dev) {
+      err('PREFLIGHT_NIC_MISSING', `${nic.name}: no PCI device ${nic.uplink.pci} on node ${d.node}.`, `Choose one of the host's NICs: ${d.pci.filter((p) => p.class.startsWith('0x0200')).map(deviceLabel).join(', ') || 'none found'}.`, `${nic.path}.pci`);
+      continue;
+    }
+    if (!dev.class.startsWith('0x02')) {
+      err('PREFLIGHT_NOT_A_NIC', `${nic.name}: ${deviceLabel(dev)} is not a network controller (class ${dev.class}).`, 'Choose a network controller (class 0x02xxxx).', `${nic.path}.pci`);
+    }
+    // Never pass through the NIC behind the management bridge: the host would lose its network
+    // the moment the VM starts (vfio rebinds the whole IOMMU group). The lockout-safe cutover that
+    // could make this safe is a separate, guarded step; until then, refuse.
+    if (mgmtPci.has(slotOf(dev.id) + '.0') || mgmtPci.has(dev.id)) {
+      err(
+        'PREFLIGHT_MANAGEMENT_NIC',
+        `${nic.name}: ${deviceLabel(dev)} carries the Proxmox management bridge ${d.management.bridge ?? ''} (${d.management.address ?? ''}; found because ${d.management.how}). Passing it through would cut the host off the network and lock you out.`,
+        `Pass through the other NIC instead, and put this side on the bridge: set ${nic.path} to {type: bridge, bridge: ${d.management.bridge ?? 'vmbr0'}}. Moving the management NIC into the VM needs the guarded cutover, which dualwan does not do yet.`,
+        `${nic.path}.pci`,
+      );
+    } else if (unknownMgmt.length) {
+      err(
+        'PREFLIGHT_MANAGEMENT_NIC_UNKNOWN',
+        `${nic.name}: cannot tell whether ${deviceLabel(dev)} carries the management bridge ${d.management.bridge ?? ''}: its port(s) ${unknownMgmt.map((p) => p.iface).join(', ')} have names without a PCI address.`,
+        `On the host run: readlink /sys/class/net/${unknownMgmt[0]!.iface}/device — if it ends in ${dev.id}, choose the other NIC; otherwise enable predictable interface names (enpXsY) so dualwan can tell.`,
+        `${nic.path}.pci`,
+      );
+    }
+    if (dev.iommugroup !== -1) {
+      const peers = d.pci.filter((p) => p.iommugroup === dev.iommugroup && p.id !== dev.id && slotOf(p.id) !== slotOf(dev.id) && !isBridgeClass(p.class));
+      const passedTogether = new Set(nics.map((n) => n.uplink.pci));
+      const blocking = peers.filter((p) => !passedTogether.has(p.id) && !vm.allowIommuGroupPeers.includes(p.id));
+      const mgmtPeer = peers.find((p) => mgmtPci.has(p.id));
+      if (mgmtPeer) {
+        err('PREFLIGHT_IOMMU_GROUP_MANAGEMENT', `${nic.name}: ${deviceLabel(dev)} shares IOMMU group ${dev.iommugroup} with the management NIC ${deviceLabel(mgmtPeer)}; starting the VM would take both from the host.`, 'Use a NIC in another IOMMU group (another slot), or enable ACS in the firmware so the ports get separate groups.', `${nic.path}.pci`);
+      } else if (blocking.length) {
+        err(
+          'PREFLIGHT_IOMMU_GROUP_SHARED',
+          `${nic.name}: ${deviceLabel(dev)} shares IOMMU group ${dev.iommugroup} with ${blocking.map(deviceLabel).join(', ')}; starting the VM binds every device of the group to vfio-pci, taking them from the host.`,
+          `Use a NIC that is alone in its group, or, if the host can do without ${blocking.length === 1 ? 'that device' : 'those devices'}, name ${blocking.length === 1 ? 'it' : 'them'} in vm.allowIommuGroupPeers: [${blocking.map((b) => b.id).join(', ')}].`,
+          `${nic.path}.pci`,
+        );
+      }
+    }
+  }
+
+  // q35 whenever pcie=1: accepted at create, fails only at start (PCI.pm), so check here.
+  if (nics.length && !/^(q35|pc-q35-)/.test(vm.machine)) {
+    err('PREFLIGHT_MACHINE_NOT_Q35', `The VM template '${vm.template}' uses machine '${vm.machine}', but PCIe passthrough (pcie=1) needs q35; the VM would be created and then fail to start.`, `Set machine: q35 in vm-templates/${vm.template}.yaml.`, 'vm.template');
+  }
+
+  // USB tethering: a USB mapping is checked at VM start; the phone must be there in tethering mode.
+  for (const u of uplinksOf(state)) {
+    if (u.uplink.type !== 'usb-tether') continue;
+    const { vendorId, productId } = u.uplink;
+    const exact = d.usb.find((x) => x.vendid === vendorId && x.prodid === productId);
+    const sameVendor = d.usb.find((x) => x.vendid === vendorId && x.class !== 9);
+    if (!exact) {
+      const msg = sameVendor
+        ? `${u.name}: the phone is attached as ${sameVendor.vendid}:${sameVendor.prodid} (${sameVendor.product ?? 'unknown'}), not as ${vendorId}:${productId}; phones change their USB id with the mode.`
+        : `${u.name}: no USB device ${vendorId}:${productId} is attached to the host.`;
+      const remedy = 'Plug the phone into the host and switch on USB tethering (the VM cannot start while a mapped USB device is missing), or set vm.start: false to create the VM now and start it later.';
+      if (vm.start) err('PREFLIGHT_USB_ABSENT', msg, remedy, `${u.path}`);
+      else warn('PREFLIGHT_USB_ABSENT', msg, remedy, `${u.path}`);
+    }
+  }
+
+  // Storage: content types and free space.
+  const diskSt = d.storages.find((s) => s.storage === vm.diskStorage);
+  if (!diskSt) {
+    err('PREFLIGHT_STORAGE_MISSING', `Storage '${vm.diskStorage}' (for the VM disk) does not exist on node ${d.node}.`, `Set vm.diskStorage to one of: ${d.storages.filter((s) => s.content.split(',').includes('images')).map((s) => s.storage).join(', ') || '(none holds images)'}.`, 'vm.diskStorage');
+  } else {
+    if (!diskSt.content.split(',').includes('images')) err('PREFLIGHT_STORAGE_CONTENT', `Storage '${vm.diskStorage}' does not hold VM disks (content: ${diskSt.content}).`, `Choose a storage with content 'images', or add it in Datacenter > Storage > ${vm.diskStorage} > Content.`, 'vm.diskStorage');
+    if (diskSt.avail !== undefined && diskSt.avail < vm.diskGiB * GiB && !vmExists(state, d)) {
+      err('PREFLIGHT_STORAGE_FULL', `Storage '${vm.diskStorage}' has ${(diskSt.avail / GiB).toFixed(1)} GiB free; the VM disk needs ${vm.diskGiB} GiB.`, 'Free space on that storage, choose another one, or lower diskGiB.', 'vm.diskStorage');
+    }
+  }
+  const imgSt = d.storages.find((s) => s.storage === vm.imageStorage);
+  if (!imgSt) {
+    err('PREFLIGHT_STORAGE_MISSING', `Storage '${vm.imageStorage}' (for the OPNsense image) does not exist on node ${d.node}.`, `Set vm.imageStorage to one of: ${d.storages.filter((s) => s.content.split(',').includes('iso')).map((s) => s.storage).join(', ') || '(none holds iso)'}.`, 'vm.imageStorage');
+  } else {
+    if (!imgSt.content.split(',').includes('iso')) err('PREFLIGHT_STORAGE_CONTENT', `Storage '${vm.imageStorage}' cannot hold images downloaded with decompression (content: ${imgSt.content}; Proxmox decompresses only for content 'iso').`, `Add 'ISO image' to the content of ${vm.imageStorage}, or choose a storage that has it.`, 'vm.imageStorage');
+    if (imgSt.avail !== undefined && imgSt.avail < IMAGE_SPACE_ESTIMATE_BYTES) {
+      err('PREFLIGHT_STORAGE_FULL', `Storage '${vm.imageStorage}' has ${(imgSt.avail / GiB).toFixed(1)} GiB free; the unpacked image needs about ${IMAGE_SPACE_ESTIMATE_BYTES / GiB} GiB.`, 'Free space on that storage or choose another one.', 'vm.imageStorage');
+    }
+  }
+
+  // VM id: free, or already ours (tagged).
+  const taken = d.vms.find((v) => v.vmid === vm.vmid);
+  if (taken && !isOwnedVm(taken.tags)) {
+    const used = new Set(d.vms.map((v) => v.vmid));
+    let free = 100;
+    while (used.has(free) && free < 1_000_000) free++;
+    err('PREFLIGHT_VMID_TAKEN', `VM id ${vm.vmid} is already used by ${taken.type} '${taken.name ?? '?'}' on node ${taken.node}, which dualwan did not create.`, `Set vm.vmid to a free id, for example ${free}. dualwan never modifies a VM it did not create.`, 'vm.vmid');
+  }
+
+  // Privileges, all of them named.
+  const missing = missingPrivileges(d.permissions, requiredPrivileges(state));
+  if (missing.length) {
+    err(
+      'PREFLIGHT_PRIVILEGES',
+      `The API token ${state.proxmox.tokenId} lacks ${missing.length} privilege${missing.length === 1 ? '' : 's'}:\n${missing.map((m) => `    ${m.anyOf.join(' or ')} on ${m.path} — to ${m.why}`).join('\n')}`,
+      'Grant them to the token (and its user, for a privilege-separated token); docs/proxmox-token.md has the role and the pveum commands.',
+    );
+  }
+  return out;
+}
+
+function vmExists(state: DesiredState, d: Discovery): boolean {
+  return !!state.vm && d.vms.some((v) => v.vmid === state.vm!.vmid);
+}
