@@ -1,0 +1,4 @@
+export interface GlobalOptions {
+  readonly debug: boolean;
+  readonly credentials?: string;
+}
