@@ -1,0 +1,76 @@
+/**
+ * The Linux router resource handlers applied through the real sshd of the lab router: kernel
+ * settings, NAT with connection marks, per-ISP tables and rules, and the 2:1 multipath default.
+ * Then real flows from the LAN spread about 2:1 over the two ISPs, and a second plan is empty and
+ * applies with zero writes. Root only.
+ */
+import { applyPlan, makePlan, observe } from '../../src/plan/engine';
+import { pendingChanges } from '../../src/core/plan';
+import { buildLinuxContext } from '../../src/providers/linux/context';
+import { linuxHandlers } from '../../src/providers/linux/resources';
+import { connectSsh, type SshClient } from '../../src/providers/linux/ssh';
+import { TestUi } from '../helpers/test-ui';
+import { labDesiredState } from '../lab/desired';
+import { describeIfRoot, useLab } from '../lab/jest-lab';
+
+describeIfRoot('Linux router handlers applied through SSH to the lab (root)', () => {
+  const lab = useLab({ maxLifetimeS: 600 });
+  let ssh: SshClient | undefined;
+
+  beforeAll(async () => {
+    ssh = await connectSsh({ ...lab().sshTarget(), sock: lab().sshTransport() });
+  }, 30_000);
+  afterAll(async () => {
+    await ssh?.close();
+  });
+
+  const planOnce = async () => {
+    const state = labDesiredState(lab().plan, lab().sshTarget().hostKey);
+    const ctx = await buildLinuxContext(state, ssh!);
+    const plan = makePlan(linuxHandlers, await observe(ctx, linuxHandlers), 'lab', new Date(0).toISOString());
+    return { ctx, plan };
+  };
+
+  it('plans every resource on a bare router and applies it, reading each one back', async () => {
+    const { ctx, plan } = await planOnce();
+    const pending = pendingChanges(plan);
+    expect(pending.map((c) => c.kind)).toEqual(expect.arrayContaining(['linux.sysctl', 'linux.nft-table', 'linux.route-table', 'linux.rule', 'linux.default-route']));
+    expect(plan.changes[plan.changes.length - 1]!.address).toBe('linux.default-route/main');
+    const ui = new TestUi({}, true);
+    const report = await applyPlan(plan, 'lab', { ctx, handlers: linuxHandlers, ui, writeCalls: () => ctx.router.writes });
+    expect(report.applied).toHaveLength(pending.length);
+    expect(report.writeCalls).toBeGreaterThanOrEqual(pending.length);
+  }, 60_000);
+
+  it('spreads new connections from one LAN client about 2:1 over the two ISPs', () => {
+    const p = lab().plan;
+    const res = lab().client('lan', ['flows', p.server, '300'], 60_000);
+    expect(res.ok).toBe(true);
+    const tally = res.tally as Record<string, number>;
+    const isp1 = tally[p.upstreams[0].near] ?? 0;
+    const isp2 = tally[p.upstreams[1].near] ?? 0;
+    expect(isp1 + isp2).toBe(300);
+    // Expected share 2/3; ±4 binomial standard deviations at N = 300 (linux-lab.md §1 saw 0.63–0.69).
+    const share = isp1 / 300;
+    expect(share).toBeGreaterThan(0.55);
+    expect(share).toBeLessThan(0.78);
+  }, 90_000);
+
+  it('plans nothing the second time, and applying that plan writes nothing', async () => {
+    const { ctx, plan } = await planOnce();
+    expect(pendingChanges(plan).map((c) => `${c.address}: ${JSON.stringify(c.properties)}`)).toEqual([]);
+    const report = await applyPlan(plan, 'lab', { ctx, handlers: linuxHandlers, ui: new TestUi({}, true), writeCalls: () => ctx.router.writes });
+    expect(report.writeCalls).toBe(0);
+    expect(report.applied).toEqual([]);
+  }, 60_000);
+
+  it('notices drift made by hand and repairs exactly that', async () => {
+    const s = ssh!;
+    expect((await s.exec(['ip', 'route', 'del', 'default', 'table', '102'])).code).toBe(0);
+    expect((await s.exec(['sysctl', '-w', 'net.ipv4.fib_multipath_hash_policy=0'])).code).toBe(0);
+    const { ctx, plan } = await planOnce();
+    expect(pendingChanges(plan).map((c) => c.address).sort()).toEqual(['linux.route-table/isp2', 'linux.sysctl/net.ipv4.fib_multipath_hash_policy']);
+    await applyPlan(plan, 'lab', { ctx, handlers: linuxHandlers, ui: new TestUi({}, true), writeCalls: () => ctx.router.writes });
+    expect(pendingChanges((await planOnce()).plan)).toEqual([]);
+  }, 60_000);
+});

@@ -1,0 +1,45 @@
+/**
+ * The dualwan.yaml a user of story 2 would write for the lab: two lines load-balanced 2:1 with
+ * static addresses, the LAN on lan0, the router reached over SSH with its host key pinned.
+ */
+import type { DesiredState } from '../../src/core/desired';
+import type { LabAddressPlan } from './addressing';
+
+export function labDesiredState(plan: LabAddressPlan, hostKey: string, overrides: Partial<DesiredState['policy']> = {}): DesiredState {
+  const wan = (i: 0 | 1) => ({
+    name: i === 0 ? 'isp1' : 'isp2',
+    description: i === 0 ? 'Line 1 (lab)' : 'Line 2 (lab)',
+    uplink: { type: 'interface' as const, interface: i === 0 ? 'wan1' : 'wan2' },
+    addressing: { mode: 'static' as const, address: `${plan.wans[i].near}/${plan.wans[i].prefix}`, gateway: plan.wans[i].far },
+    upstreamSubnet: plan.wans[i].subnet,
+    monitorIps: [...plan.monitors[i]],
+    dnsServers: [plan.dns[i]],
+    tier: 1,
+    weight: i === 0 ? 2 : 1,
+    metered: false,
+    probeBudgetMBPerMonth: 0,
+  });
+  return {
+    version: 1,
+    file: 'lab.dualwan.yaml',
+    backend: 'linux',
+    linux: { host: plan.lan.near, port: 22, user: 'root', hostKey, lanInterface: 'lan0' },
+    wans: [wan(0), wan(1)],
+    lan: {
+      uplink: { type: 'interface', interface: 'lan0' },
+      subnet: plan.lan.subnet,
+      routerAddress: plan.lan.near,
+      dhcp: { enabled: false, rangeStart: plan.lan.far, rangeEnd: plan.lan.far },
+    },
+    policy: {
+      mode: 'loadbalance',
+      monitor: { name: 'balanced', intervalMs: 1000, lossDownPercent: 20, latencyHighMs: 400, failbackAfterSeconds: 30 },
+      trigger: 'down',
+      killStatesOnFailover: true,
+      killMeteredStatesOnFailback: true,
+      stickyConnections: true,
+      stickyHosts: [],
+      ...overrides,
+    },
+  };
+}
