@@ -1,71 +1,69 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pendingChanges } from '../../core/plan';
-import { applyRouterVm, planRouterVm } from '../../flows/router-vm';
 import { loadConfigFile } from '../../config/load';
+import { connectProxmox } from '../../providers/proxmox/provider';
 import { startSimulatedHost, writePlaybookFor, packageRoot } from '../../../test/doubles/proxmox/simulated-host';
 import type { GlobalOptions } from '../options';
-import { renderPlan } from '../render';
-import { loadState, openProxmox, terminalUi } from '../session';
+import { loadState } from '../session';
+import { applyCommand, planCommand } from './plan-apply';
 
 const say = (s = '') => process.stdout.write(`${s}\n`);
 const heading = (s: string) => say(`\n━━ ${s} ${'━'.repeat(Math.max(0, 72 - s.length))}`);
 
 /**
  * The main job on an embedded default, no hardware: a simulated Proxmox VE host (the test double,
- * in this process, on loopback), the hotspot-failover playbook pointed at it, then plan, apply and
- * apply again through the same code a real run uses.
+ * in this process, on loopback), the hotspot-failover playbook pointed at it, then the same
+ * `plan` and `apply` commands a user runs, and `apply` once more to show that nothing changes.
  */
 export async function demoCommand(o: GlobalOptions & { keep?: boolean }): Promise<number> {
   const root = packageRoot(__dirname);
   const playbook = loadConfigFile(path.join(root, 'playbooks', 'hotspot-failover.yaml'));
-  const image = playbook.state?.vm?.image;
-  const host = await startSimulatedHost({ image });
+  const host = await startSimulatedHost({ image: playbook.state?.vm?.image });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dualwan-demo-'));
-  // The demo's secret lives in this process only: never in the file, never in the environment.
+  // The demo's token secret lives in this process only: never in a file, never exported.
   const env = { ...process.env, DUALWAN_PROXMOX_TOKEN_SECRET: host.tokenSecret };
-  const g = { ...o, credentials: path.join(dir, 'no-credentials-file') };
+  const common = { ...o, credentials: path.join(dir, 'no-credentials-file') };
   try {
     heading('1. A simulated Proxmox VE host');
-    say(`Proxmox VE ${host.schemaVersion} API double on https://127.0.0.1:${host.port} — an Intel N100 with two I226-V NICs,`);
-    say('a phone tethering over USB, storages local and local-lvm, and an API token with the dualwan role.');
+    say(`Proxmox VE ${host.schemaVersion} API double on https://127.0.0.1:${host.port}: an Intel N100 with two I226-V NICs,`);
+    say('a phone tethering over USB, storages local and local-lvm, an API token with the dualwan role (docs/proxmox-token.md).');
     const file = writePlaybookFor(host, dir);
-    say(`Wrote ${file} from playbooks/hotspot-failover.yaml (pointed at the simulated host).`);
+    say(`Wrote ${file} from playbooks/hotspot-failover.yaml, pointed at the simulated host.`);
 
-    heading('2. Plan: discovery, preflight, diff (read-only)');
-    const ui = terminalUi({ ...g, yes: true });
-    let state = loadState(file);
-    const conn = await openProxmox(state, { ...g, trustOnFirstUse: true }, ui, env);
-    state = loadState(file); // now with the pinned fingerprint
+    heading('2. dualwan plan --trust-on-first-use (read-only)');
+    let code = await planCommand({ ...common, config: file, trustOnFirstUse: true }, env);
+    if (code !== 0) return code;
+
+    heading('3. dualwan apply --yes');
+    const before = host.writeCount;
+    code = await applyCommand({ ...common, config: file, yes: true }, env);
+    if (code !== 0) return code;
+    say(`The host counted ${host.writeCount - before} write requests.`);
+    const state = loadState(file);
+    const conn = connectProxmox(state, host.tokenSecret, state.proxmox!.fingerprint!);
     try {
-      const first = await planRouterVm(state, conn.client, ui);
-      say(renderPlan(first.plan));
-
-      heading('3. Apply');
-      const writesBefore = host.writeCount;
-      const report = await applyRouterVm(first.plan, state, first.ctx, ui, () => conn.transport.writeCalls);
-      say(`Applied ${report.applied.length} changes with ${report.writeCalls} write calls in ${(report.durationMs / 1000).toFixed(1)} s (the host counted ${host.writeCount - writesBefore}).`);
       const vm = await conn.client.vmConfig(state.vm!.vmid);
-      say(`VM ${state.vm!.vmid} as Proxmox reports it: machine=${vm.machine} cpu=${vm.cpu} balloon=${vm.balloon} hostpci0=${vm.hostpci0} usb0=${vm.usb0} net0=${vm.net0} serial0=${vm.serial0}`);
-
-      heading('4. Apply again: nothing to do');
-      const second = await planRouterVm(state, conn.client, ui);
-      say(renderPlan(second.plan));
-      const writes2 = host.writeCount;
-      const again = await applyRouterVm(second.plan, state, second.ctx, ui, () => conn.transport.writeCalls);
-      say(`Second apply: ${pendingChanges(second.plan).length} changes, ${again.writeCalls} write calls (the host counted ${host.writeCount - writes2}).`);
-      if (host.contractViolations.length) throw new Error(`the demo sent ${host.contractViolations.length} request(s) the Proxmox schemas reject`);
-
-      heading('Next');
-      say('The router VM exists and runs. Still to come in dualwan: the unattended OPNsense bootstrap');
-      say('(seed config through the serial console), the dual-WAN configuration over the OPNsense REST API,');
-      say('`dualwan verify` (a measured failover drill) and the plain-Linux backend in a network-namespace lab.');
-      say(o.keep ? `\nThe demo files are in ${dir}.` : '');
-      return again.writeCalls === 0 && pendingChanges(second.plan).length === 0 ? 0 : 1;
+      const status = await conn.client.vmStatus(state.vm!.vmid);
+      say(`VM ${state.vm!.vmid} (${status.status}) as Proxmox reports it:`);
+      for (const k of ['machine', 'cpu', 'memory', 'balloon', 'hostpci0', 'usb0', 'net0', 'serial0', 'scsi0', 'onboot', 'tags']) say(`  ${k}: ${String(vm[k])}`);
     } finally {
       await conn.close();
     }
+
+    heading('4. dualwan apply --yes, again: nothing to do');
+    const before2 = host.writeCount;
+    code = await applyCommand({ ...common, config: file, yes: true }, env);
+    say(`The host counted ${host.writeCount - before2} write requests.`);
+    if (host.writeCount !== before2) return 1;
+    if (host.contractViolations.length) throw new Error(`the demo sent ${host.contractViolations.length} request(s) the Proxmox schemas reject`);
+
+    heading('Next');
+    say('The router VM exists and runs. Still to come in dualwan: the unattended OPNsense bootstrap');
+    say('(seed config through the serial console), the dual-WAN configuration over the OPNsense REST API,');
+    say('`dualwan verify` (a measured failover drill), and the plain-Linux backend in a network-namespace lab.');
+    if (o.keep) say(`\nThe demo files are in ${dir}.`);
+    return code;
   } finally {
     await host.close();
     if (!o.keep) fs.rmSync(dir, { recursive: true, force: true });

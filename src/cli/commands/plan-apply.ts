@@ -1,12 +1,13 @@
 import * as fs from 'node:fs';
 import { DualwanError, UserAbortError } from '../../core/errors';
-import type { Plan } from '../../core/plan';
+import type { ApplyReport, Plan } from '../../core/plan';
 import { pendingChanges } from '../../core/plan';
-import { applyRouterVm, planRouterVm } from '../../flows/router-vm';
+import type { PlanSet, StageEnv } from '../../flows/stage';
+import { applyStagePlan, planStage, savedPlanFor, stagesFor } from '../../flows/stages';
 import { redact } from '../../secrets/redact';
 import type { GlobalOptions } from '../options';
 import { renderPlan } from '../render';
-import { loadState, openProxmox, terminalUi } from '../session';
+import { loadState, terminalUi } from '../session';
 
 interface PlanOptions extends GlobalOptions {
   readonly config: string;
@@ -22,56 +23,84 @@ interface ApplyOptions extends PlanOptions {
 
 const print = (s: string) => process.stdout.write(`${redact(s)}\n`);
 
-export async function planCommand(o: PlanOptions): Promise<number> {
+export async function planCommand(o: PlanOptions, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const ui = terminalUi(o);
-  const state = loadState(o.config);
-  const conn = await openProxmox(state, o, ui);
-  try {
-    const { plan } = await planRouterVm(state, conn.client, ui);
-    if (o.out) fs.writeFileSync(o.out, `${JSON.stringify(plan, null, 2)}\n`);
-    print(o.json ? JSON.stringify(plan, null, 2) : renderPlan(plan));
-    if (o.out && !o.json) print(`Saved the plan to ${o.out}; apply it with: dualwan apply --plan ${o.out}`);
-    return o.detailedExitcode && pendingChanges(plan).length ? 2 : 0;
-  } finally {
-    await conn.close();
+  const state = loadState(o.config, ui);
+  const planned: { stage: string; plan: Plan }[] = [];
+  const deferred: { stage: string; reason: string }[] = [];
+  for (const stage of stagesFor(state)) {
+    const senv: StageEnv = { state, ui, trustOnFirstUse: !!o.trustOnFirstUse, credentialsFile: o.credentials, env, earlier: planned };
+    const why = stage.deferred?.(senv);
+    if (why) {
+      deferred.push({ stage: stage.name, reason: why });
+      if (!o.json) print(`\n${stage.title}: planned when it can be reached — ${why}`);
+      continue;
+    }
+    const session = await stage.open(senv);
+    try {
+      const plan = await planStage(session, state);
+      planned.push({ stage: stage.name, plan });
+      if (!o.json) print(`\n${stage.title}\n${renderPlan(plan)}`);
+    } finally {
+      await session.close();
+    }
   }
+  const set: PlanSet = { formatVersion: 1, stages: planned };
+  if (o.out) fs.writeFileSync(o.out, `${JSON.stringify(set, null, 2)}\n`);
+  if (o.json) print(JSON.stringify({ ...set, deferred }, null, 2));
+  else if (o.out) print(`\nSaved the plan to ${o.out}; apply exactly this plan with: dualwan apply --plan ${o.out}`);
+  const pending = planned.some((p) => pendingChanges(p.plan).length) || deferred.length > 0;
+  return o.detailedExitcode && pending ? 2 : 0;
 }
 
-function readSavedPlan(file: string): Plan {
-  let plan: Plan;
+function readSavedPlan(file: string): PlanSet {
+  let set: PlanSet;
   try {
-    plan = JSON.parse(fs.readFileSync(file, 'utf8')) as Plan;
+    set = JSON.parse(fs.readFileSync(file, 'utf8')) as PlanSet;
   } catch (e) {
     throw new DualwanError('PLAN_FILE_UNREADABLE', `Cannot read the saved plan ${file}: ${(e as Error).message}`, { source: 'user', remedy: 'Save a plan with `dualwan plan --out FILE`.' });
   }
-  if (plan.formatVersion !== 1 || !Array.isArray(plan.changes)) {
-    throw new DualwanError('PLAN_FILE_FORMAT', `${file} is not a dualwan plan (format ${String(plan.formatVersion)}).`, { source: 'user', remedy: 'Save a plan with `dualwan plan --out FILE` using this version of dualwan.' });
+  if (set.formatVersion !== 1 || !Array.isArray(set.stages)) {
+    throw new DualwanError('PLAN_FILE_FORMAT', `${file} is not a dualwan plan.`, { source: 'user', remedy: 'Save a plan with `dualwan plan --out FILE` using this version of dualwan.' });
   }
-  return plan;
+  return set;
 }
 
-export async function applyCommand(o: ApplyOptions): Promise<number> {
+export async function applyCommand(o: ApplyOptions, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const ui = terminalUi(o);
-  const state = loadState(o.config);
-  const conn = await openProxmox(state, o, ui);
-  try {
-    const fresh = await planRouterVm(state, conn.client, ui);
-    const plan = o.plan ? readSavedPlan(o.plan) : fresh.plan;
-    const pending = pendingChanges(plan);
-    if (!o.json) print(renderPlan(plan));
-    if (!pending.length) {
-      if (o.json) print(JSON.stringify({ plan, report: { applied: [], postActions: [], writeCalls: 0 } }, null, 2));
-      return 0;
+  const state = loadState(o.config, ui);
+  const saved = o.plan ? readSavedPlan(o.plan) : undefined;
+  const results: { stage: string; plan: Plan; report: ApplyReport }[] = [];
+  let changed = false;
+  for (const stage of stagesFor(state)) {
+    const senv: StageEnv = { state, ui, trustOnFirstUse: !!o.trustOnFirstUse, credentialsFile: o.credentials, env, earlier: [] };
+    const session = await stage.open(senv);
+    try {
+      const plan = saved ? savedPlanFor(saved, stage.name) : await planStage(session, state);
+      const pending = pendingChanges(plan);
+      if (!o.json) print(`\n${stage.title}\n${renderPlan(plan)}`);
+      if (!pending.length) {
+        results.push({ stage: stage.name, plan, report: { applied: [], postActions: [], writeCalls: 0, durationMs: 0 } });
+        continue;
+      }
+      if (!o.yes) {
+        const ok = await ui.request({ code: 'APPLY_CONFIRM', kind: 'confirm', message: `Apply these ${pending.length} change${pending.length === 1 ? '' : 's'} to the ${stage.title}?`, default: false });
+        if (!ok) throw new UserAbortError(results.length ? 'Stopped; the stages above were applied, nothing more was changed.' : 'Nothing was changed.');
+      }
+      const report = await applyStagePlan(session, plan, senv);
+      changed = true;
+      results.push({ stage: stage.name, plan, report });
+      if (!o.json) {
+        ui.notify({
+          code: 'APPLY_DONE',
+          level: 'success',
+          text: `${stage.title}: applied ${report.applied.length} change${report.applied.length === 1 ? '' : 's'} with ${report.writeCalls} write call${report.writeCalls === 1 ? '' : 's'} in ${(report.durationMs / 1000).toFixed(1)} s; every change was read back.`,
+        });
+      }
+    } finally {
+      await session.close();
     }
-    if (!o.yes) {
-      const ok = await ui.request({ code: 'APPLY_CONFIRM', kind: 'confirm', message: `Apply these ${pending.length} change${pending.length === 1 ? '' : 's'}?`, default: false });
-      if (!ok) throw new UserAbortError('Nothing was changed.');
-    }
-    const report = await applyRouterVm(plan, state, fresh.ctx, ui, () => conn.transport.writeCalls);
-    if (o.json) print(JSON.stringify({ plan, report }, null, 2));
-    else ui.notify({ code: 'APPLY_DONE', level: 'success', text: `Applied ${report.applied.length} change${report.applied.length === 1 ? '' : 's'} with ${report.writeCalls} write call${report.writeCalls === 1 ? '' : 's'} in ${(report.durationMs / 1000).toFixed(1)} s; every change was read back.` });
-    return o.detailedExitcode ? 2 : 0;
-  } finally {
-    await conn.close();
   }
+  if (o.json) print(JSON.stringify({ formatVersion: 1, stages: results }, null, 2));
+  return o.detailedExitcode && changed ? 2 : 0;
 }

@@ -34,8 +34,9 @@ export class ProxmoxClient {
     return this.api.nodes!.$(this.node);
   }
 
-  private async parse<T extends z.ZodType>(schema: T, what: string, p: Promise<unknown>): Promise<z.output<T>> {
-    const raw = await p;
+  /** A read: retried on transient failures (reads are idempotent), then parsed at the boundary. */
+  private async parse<T extends z.ZodType>(schema: T, what: string, read: () => Promise<unknown>): Promise<z.output<T>> {
+    const raw = await this.dispatch(read);
     const r = schema.safeParse(raw);
     if (!r.success) {
       throw new RemoteApiError({
@@ -51,50 +52,50 @@ export class ProxmoxClient {
   }
 
   version() {
-    return this.parse(S.VersionSchema, '/version', this.api.version!.$get());
+    return this.parse(S.VersionSchema, '/version', () => this.api.version!.$get());
   }
   nodes() {
-    return this.parse(S.NodeListSchema, '/nodes', this.api.nodes!.$get());
+    return this.parse(S.NodeListSchema, '/nodes', () => this.api.nodes!.$get());
   }
   /** All PCI devices, bridges included (an empty blacklist), so IOMMU groups are complete. */
   pciDevices() {
-    return this.parse(S.PciDeviceSchema.array(), 'hardware/pci', this.n.hardware!.pci!.$get({ 'pci-class-blacklist': '', verbose: 1 }));
+    return this.parse(S.PciDeviceSchema.array(), 'hardware/pci', () => this.n.hardware!.pci!.$get({ 'pci-class-blacklist': '', verbose: 1 }));
   }
   usbDevices() {
-    return this.parse(S.UsbDeviceSchema.array(), 'hardware/usb', this.n.hardware!.usb!.$get());
+    return this.parse(S.UsbDeviceSchema.array(), 'hardware/usb', () => this.n.hardware!.usb!.$get());
   }
   network() {
-    return this.parse(S.NetworkIfaceSchema.array(), 'network', this.n.network!.$get());
+    return this.parse(S.NetworkIfaceSchema.array(), 'network', () => this.n.network!.$get());
   }
   storages() {
-    return this.parse(S.StorageSchema.array(), 'storage', this.n.storage!.$get());
+    return this.parse(S.StorageSchema.array(), 'storage', () => this.n.storage!.$get());
   }
   storageContent(storage: string, content: string) {
-    return this.parse(S.StorageContentSchema.array(), `storage/${storage}/content`, this.n.storage!.$(storage).content!.$get({ content }));
+    return this.parse(S.StorageContentSchema.array(), `storage/${storage}/content`, () => this.n.storage!.$(storage).content!.$get({ content }));
   }
   permissions() {
-    return this.parse(S.PermissionsSchema, '/access/permissions', this.api.access!.permissions!.$get());
+    return this.parse(S.PermissionsSchema, '/access/permissions', () => this.api.access!.permissions!.$get());
   }
   vmResources() {
-    return this.parse(S.ClusterVmSchema.array(), '/cluster/resources', this.api.cluster!.resources!.$get({ type: 'vm' }));
+    return this.parse(S.ClusterVmSchema.array(), '/cluster/resources', () => this.api.cluster!.resources!.$get({ type: 'vm' }));
   }
   certificates() {
-    return this.parse(S.CertificateInfoSchema, 'certificates/info', this.n.certificates!.info!.$get());
+    return this.parse(S.CertificateInfoSchema, 'certificates/info', () => this.n.certificates!.info!.$get());
   }
   pciMappings() {
-    return this.parse(S.MappingSchema.array(), '/cluster/mapping/pci', this.api.cluster!.mapping!.pci!.$get({ 'check-node': this.node }));
+    return this.parse(S.MappingSchema.array(), '/cluster/mapping/pci', () => this.api.cluster!.mapping!.pci!.$get({ 'check-node': this.node }));
   }
   usbMappings() {
-    return this.parse(S.MappingSchema.array(), '/cluster/mapping/usb', this.api.cluster!.mapping!.usb!.$get({ 'check-node': this.node }));
+    return this.parse(S.MappingSchema.array(), '/cluster/mapping/usb', () => this.api.cluster!.mapping!.usb!.$get({ 'check-node': this.node }));
   }
   vmConfig(vmid: number) {
-    return this.parse(S.VmConfigSchema, `qemu/${vmid}/config`, this.n.qemu!.$(vmid).config!.$get());
+    return this.parse(S.VmConfigSchema, `qemu/${vmid}/config`, () => this.n.qemu!.$(vmid).config!.$get());
   }
   vmPending(vmid: number) {
-    return this.parse(S.VmPendingSchema, `qemu/${vmid}/pending`, this.n.qemu!.$(vmid).pending!.$get());
+    return this.parse(S.VmPendingSchema, `qemu/${vmid}/pending`, () => this.n.qemu!.$(vmid).pending!.$get());
   }
   vmStatus(vmid: number) {
-    return this.parse(S.VmStatusSchema, `qemu/${vmid}/status/current`, this.n.qemu!.$(vmid).status!.current!.$get());
+    return this.parse(S.VmStatusSchema, `qemu/${vmid}/status/current`, () => this.n.qemu!.$(vmid).status!.current!.$get());
   }
 
   // ---- writes -------------------------------------------------------------------------------
@@ -148,8 +149,8 @@ export class ProxmoxClient {
     }
     await waitForTask(
       {
-        status: (u) => this.parse(S.TaskStatusSchema, 'tasks/status', this.n.tasks!.$(u).status!.$get()),
-        log: async (u) => (await this.parse(S.TaskLogSchema, 'tasks/log', this.n.tasks!.$(u).log!.$get({ start: 0, limit: 50 }))).map((l) => l.t),
+        status: (u) => this.parse(S.TaskStatusSchema, 'tasks/status', () => this.n.tasks!.$(u).status!.$get()),
+        log: async (u) => (await this.parse(S.TaskLogSchema, 'tasks/log', () => this.n.tasks!.$(u).log!.$get({ start: 0, limit: 50 }))).map((l) => l.t),
       },
       parsed.data,
       opts.what,

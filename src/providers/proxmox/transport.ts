@@ -41,7 +41,8 @@ export class ProxmoxTransport implements ApiRequestable {
 
   constructor(private readonly opts: ProxmoxTransportOptions) {
     const host = opts.host.includes(':') && !opts.host.startsWith('[') ? `[${opts.host}]` : opts.host;
-    this.base = `https://${host}:${opts.port}/api2/json`;
+    // The proxy's paths already start with /api2/json.
+    this.base = `https://${host}:${opts.port}`;
     this.auth = `PVEAPIToken=${opts.tokenId}=${opts.tokenSecret}`;
     this.agent = new Agent({
       connect: (o, cb) => {

@@ -14,7 +14,8 @@ let d: ProxmoxDouble;
 let c: RawClient;
 
 beforeAll(async () => {
-  d = await startProxmoxDouble({ authFailDelayMs: 0, taskDurationMs: 5 });
+  // Long enough that a task is still running when a test reads its status on a loaded machine.
+  d = await startProxmoxDouble({ authFailDelayMs: 0, taskDurationMs: 150 });
   c = new RawClient(d);
 });
 afterAll(async () => {

@@ -78,7 +78,8 @@ export interface ProxmoxDouble {
   close(): Promise<void>;
   setSchemaVersion(v: PveVersion): void;
   failNextTask(message: string): void;
-  dropNextConnection(): void;
+  /** Destroys the socket of the next request (of that method, when given) without handling it. */
+  dropNextConnection(method?: string): void;
   setIommu(enabled: boolean): void;
   setPhoneUsbProductId(prodid: string): void;
   grant(tokenId: string, path: string, privs: string[], propagate?: boolean): void;
@@ -176,7 +177,7 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
   const requests: RequestRecord[] = [];
   const contractViolations: ContractViolation[] = [];
   let writeCount = 0;
-  let dropNext = false;
+  let dropNext: false | { method?: string } = false;
   const sockets = new Set<Socket>();
   const pendingTimers = new Set<NodeJS.Timeout>();
 
@@ -237,7 +238,7 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
     const record: RequestRecord = { method, path: relativePath(rawPath).split('/').map(decSegment).join('/'), params: {}, status: 0 };
     requests.push(record);
 
-    if (dropNext) {
+    if (dropNext && (!dropNext.method || dropNext.method === method)) {
       dropNext = false;
       req.socket.destroy();
       return;
@@ -284,7 +285,8 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
       user = tok.id;
     }
 
-    const route = matchRoute(core.version, method, rel);
+    // matchRoute accepts paths with or without the prefix; a doubled prefix is an unknown path here.
+    const route = rel.startsWith('/api2/') ? undefined : matchRoute(core.version, method, rel);
     if (!route) {
       const msg = notImplemented(method, rel);
       return finish(501, { data: null, message: msg }, msg);
@@ -381,8 +383,8 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
     failNextTask(message) {
       core.armFailure(message);
     },
-    dropNextConnection() {
-      dropNext = true;
+    dropNextConnection(method) {
+      dropNext = { method };
     },
     setIommu(enabled) {
       core.inv.iommu = enabled;

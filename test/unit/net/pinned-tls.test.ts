@@ -23,14 +23,14 @@ describe('certificate pinning', () => {
 
   it('talks to a server whose certificate matches the pin (self-signed, no CA)', async () => {
     const t = new ProxmoxTransport({ host: '127.0.0.1', port: srv.port, tokenId: 'a@pve!b', tokenSecret: 's3cret-value', fingerprint: srv.fingerprint });
-    await expect(t.doRequest('GET', '/version', '/version')).resolves.toEqual({ version: '9.1.2', release: '9.1' });
+    await expect(t.doRequest('GET', '/api2/json/version', '/api2/json/version')).resolves.toEqual({ version: '9.1.2', release: '9.1' });
     await t.close();
   });
 
   it('refuses a mismatch before sending anything, showing both fingerprints', async () => {
     const before = srv.requests.length;
     const t = new ProxmoxTransport({ host: '127.0.0.1', port: srv.port, tokenId: 'a@pve!b', tokenSecret: 's3cret-value', fingerprint: WRONG });
-    const err = await t.doRequest('GET', '/version', '/version').catch((e: unknown) => e);
+    const err = await t.doRequest('GET', '/api2/json/version', '/api2/json/version').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TlsPinError);
     expect((err as Error).message).toContain(WRONG);
     expect((err as Error).message).toContain(srv.fingerprint);

@@ -1,0 +1,30 @@
+import type { DesiredState } from '../core/desired';
+import { DualwanError, StalePlanError } from '../core/errors';
+import type { ApplyReport, Plan } from '../core/plan';
+import { applyPlan, makePlan, observe } from '../plan/engine';
+import { desiredHash, proxmoxStage } from './router-vm';
+import type { PlanSet, Stage, StageEnv, StageSession } from './stage';
+
+/** The stages of a backend, in the order they are applied. */
+export function stagesFor(state: DesiredState): Stage[] {
+  if (state.backend === 'opnsense-vm') return [proxmoxStage()];
+  throw new DualwanError('BACKEND_NOT_AVAILABLE', `The '${state.backend}' backend cannot be applied by this version of dualwan yet.`, {
+    source: 'user',
+    remedy: 'Use backend: opnsense-vm, or a newer dualwan.',
+  });
+}
+
+export async function planStage(session: StageSession, state: DesiredState, now: () => Date = () => new Date()): Promise<Plan> {
+  return makePlan(session.handlers, await observe(session.ctx, session.handlers), desiredHash(state), now().toISOString());
+}
+
+export async function applyStagePlan(session: StageSession, plan: Plan, env: StageEnv): Promise<ApplyReport> {
+  return applyPlan(plan, desiredHash(env.state), { ctx: session.ctx, handlers: session.handlers, ui: env.ui, writeCalls: () => session.writeCalls() });
+}
+
+/** Finds the saved plan of one stage, refusing a file made for other stages. */
+export function savedPlanFor(set: PlanSet, stage: string): Plan {
+  const hit = set.stages.find((s) => s.stage === stage);
+  if (!hit) throw new StalePlanError(`stage ${stage}`, 'the saved plan has no part for it; it was saved before that stage could be planned');
+  return hit.plan;
+}
