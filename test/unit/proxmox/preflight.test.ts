@@ -1,0 +1,93 @@
+import * as path from 'node:path';
+import { loadConfigFile } from '../../../src/config/load';
+import type { DesiredState } from '../../../src/core/desired';
+import type { Discovery } from '../../../src/providers/proxmox/discovery';
+import { cidrContains, findManagementPath } from '../../../src/providers/proxmox/discovery';
+import { preflight } from '../../../src/providers/proxmox/preflight';
+import * as S from '../../../src/providers/proxmox/schemas';
+import { sampleData } from '../../helpers/pve-samples';
+
+function state(): DesiredState {
+  const r = loadConfigFile(path.resolve(__dirname, '../../../playbooks/hotspot-failover.yaml'));
+  if (!r.state) throw new Error('playbook does not load');
+  return r.state;
+}
+
+function discovery(over: Partial<Discovery> = {}): Discovery {
+  const network = S.NetworkIfaceSchema.array().parse(sampleData('network-n100-default-install.json'));
+  const perms = S.PermissionsSchema.parse(sampleData('access-permissions-token.json'));
+  perms['/mapping'] = { 'Mapping.Modify': 1, 'Mapping.Use': 1 };
+  for (const k of Object.keys(perms)) if (k.startsWith('/mapping/')) delete perms[k];
+  return {
+    version: { version: '9.1.2', release: '9.1' },
+    node: 'pve',
+    nodes: ['pve'],
+    pci: S.PciDeviceSchema.array().parse(sampleData('hardware-pci-n100-2x-i226.json')),
+    usb: S.UsbDeviceSchema.array().parse(sampleData('hardware-usb-with-tethered-phone.json')),
+    network,
+    storages: S.StorageSchema.array().parse(sampleData('storage-list-and-import-content.json')),
+    permissions: perms,
+    vms: [],
+    pciMappings: [],
+    usbMappings: [],
+    management: findManagementPath(network, '192.168.1.10'),
+    ...over,
+  };
+}
+
+const codes = (s: DesiredState, d: Discovery) => preflight(s, d).map((x) => `${x.severity} ${x.code}`);
+
+describe('preflight (pure, on recorded host data)', () => {
+  it('passes for the playbook on the sample N100', () => {
+    expect(codes(state(), discovery())).toEqual([]);
+  });
+
+  it('finds the management bridge by the address dualwan connects to, else by the default gateway', () => {
+    const net = discovery().network;
+    expect(findManagementPath(net, '192.168.1.10')).toMatchObject({ bridge: 'vmbr0', ports: [{ iface: 'enp1s0', pci: '0000:01:00.0' }] });
+    expect(findManagementPath(net, 'pve.example').how).toMatch(/default gateway/);
+    expect(cidrContains('192.168.1.0/24', '192.168.1.200')).toBe(true);
+    expect(cidrContains('192.168.1.0/24', '192.168.2.1')).toBe(false);
+  });
+
+  it('refuses when the management port has a name that tells no PCI address', () => {
+    const net = discovery().network.map((i) => (i.iface === 'vmbr0' ? { ...i, bridge_ports: 'eno1' } : i));
+    const d = discovery({ management: findManagementPath(net, '192.168.1.10') });
+    const f = preflight(state(), d);
+    expect(f.map((x) => x.code)).toEqual(['PREFLIGHT_MANAGEMENT_NIC_UNKNOWN']);
+    expect(f[0]!.remedy).toContain('readlink /sys/class/net/eno1/device');
+  });
+
+  it('uses PVE 9 altnames of pinned names (nic0 → enp1s0)', () => {
+    const net = discovery().network.map((i) => (i.iface === 'vmbr0' ? { ...i, bridge_ports: 'nic0' } : i.iface === 'enp1s0' ? { ...i, iface: 'nic0', altnames: ['enp1s0'] } : i));
+    const d = discovery({ management: findManagementPath(net, '192.168.1.10') });
+    expect(codes(state(), d)).toEqual([]);
+    const s = state();
+    const onMgmt = { ...s, wans: s.wans.map((w, i) => (i === 0 ? { ...w, uplink: { type: 'pci-nic' as const, pci: '0000:01:00.0' } } : w)) };
+    expect(codes(onMgmt, d)).toEqual(['error PREFLIGHT_MANAGEMENT_NIC']);
+  });
+
+  it('refuses pcie passthrough on a machine that is not q35 (Proxmox would only fail at start)', () => {
+    const s = state();
+    expect(codes({ ...s, vm: { ...s.vm!, machine: 'pc-i440fx-9.0' } }, discovery())).toEqual(['error PREFLIGHT_MACHINE_NOT_Q35']);
+    expect(codes({ ...s, vm: { ...s.vm!, machine: 'pc-q35-10.1+pve1' } }, discovery())).toEqual([]);
+  });
+
+  it('checks storage content and space', () => {
+    const storages = discovery().storages.map((x) => (x.storage === 'local' ? { ...x, content: 'vztmpl,backup' } : { ...x, avail: 2 * 1024 ** 3 }));
+    expect(codes(state(), discovery({ storages }))).toEqual(['error PREFLIGHT_STORAGE_FULL', 'error PREFLIGHT_STORAGE_CONTENT']);
+  });
+
+  it('a missing phone is a warning when the VM is not to be started', () => {
+    const s = state();
+    const usb = discovery().usb.filter((u) => u.vendid !== '18d1');
+    expect(codes(s, discovery({ usb }))).toEqual(['error PREFLIGHT_USB_ABSENT']);
+    expect(codes({ ...s, vm: { ...s.vm!, start: false } }, discovery({ usb }))).toEqual(['warning PREFLIGHT_USB_ABSENT']);
+  });
+
+  it('accepts a VM id already used by a VM dualwan created (tagged)', () => {
+    const vms = [{ id: 'qemu/100', type: 'qemu', vmid: 100, name: 'opnsense', node: 'pve', tags: 'dualwan' }];
+    expect(codes(state(), discovery({ vms }))).toEqual([]);
+    expect(codes(state(), discovery({ vms: [{ ...vms[0]!, tags: 'prod' }] }))).toEqual(['error PREFLIGHT_VMID_TAKEN']);
+  });
+});
