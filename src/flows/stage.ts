@@ -1,5 +1,5 @@
 import type { DesiredState } from '../core/desired';
-import type { Plan } from '../core/plan';
+import type { ApplyReport, Plan } from '../core/plan';
 import type { Ui } from '../core/ui';
 import type { AnyHandler } from '../plan/engine';
 
@@ -44,6 +44,11 @@ export interface Stage {
   deferred?(env: StageEnv): string | undefined;
   /** Connects and checks, read-only. Throws PreflightError (nothing written) when it must not go on. */
   open(env: StageEnv): Promise<StageSession>;
+  /**
+   * Applies a plan of this stage. Default: the plan engine's applyPlan. A stage overrides it to
+   * wrap the apply, e.g. OPNsense takes a config backup first and restores it on failure.
+   */
+  apply?(session: StageSession, plan: Plan, env: StageEnv): Promise<ApplyReport>;
 }
 
 /** A saved plan: one plan per stage, in order. */

@@ -18,7 +18,8 @@ export async function planStage(session: StageSession, state: DesiredState, now:
   return makePlan(session.handlers, await observe(session.ctx, session.handlers), desiredHash(state), now().toISOString());
 }
 
-export async function applyStagePlan(session: StageSession, plan: Plan, env: StageEnv): Promise<ApplyReport> {
+export async function applyStagePlan(session: StageSession, plan: Plan, env: StageEnv, stage?: Stage): Promise<ApplyReport> {
+  if (stage?.apply) return stage.apply(session, plan, env);
   return applyPlan(plan, desiredHash(env.state), { ctx: session.ctx, handlers: session.handlers, ui: env.ui, writeCalls: () => session.writeCalls() });
 }
 

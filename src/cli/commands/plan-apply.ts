@@ -87,7 +87,7 @@ export async function applyCommand(o: ApplyOptions, env: NodeJS.ProcessEnv = pro
         const ok = await ui.request({ code: 'APPLY_CONFIRM', kind: 'confirm', message: `Apply these ${pending.length} change${pending.length === 1 ? '' : 's'} to the ${stage.title}?`, default: false });
         if (!ok) throw new UserAbortError(results.length ? 'Stopped; the stages above were applied, nothing more was changed.' : 'Nothing was changed.');
       }
-      const report = await applyStagePlan(session, plan, senv);
+      const report = await applyStagePlan(session, plan, senv, stage);
       changed = true;
       results.push({ stage: stage.name, plan, report });
       if (!o.json) {
