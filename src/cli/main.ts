@@ -48,6 +48,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     .action(run(() => (require('./commands/plan-apply') as typeof import('./commands/plan-apply')).applyCommand));
 
   program
+    .command('doctor')
+    .description('read-only checks of the configuration, the host and the router, each with a remedy')
+    .addOption(configOpt())
+    .option('--json', 'print the findings as JSON', false)
+    .option('--trust-on-first-use', 'pin a server certificate seen for the first time without asking', false)
+    .action(run(() => (require('./commands/doctor') as typeof import('./commands/doctor')).doctorCommand));
+
+  program
     .command('demo')
     .description('the whole flow on an embedded default: a simulated Proxmox host, no hardware needed')
     .option('--keep', 'keep the demo directory (dualwan.yaml, saved plan) instead of deleting it', false)

@@ -100,7 +100,9 @@ export const MappingSchema = z
     description: z.string().optional(),
     map: z.array(z.string()),
     digest: z.string().optional(),
+    // With check-node, PCI mappings report problems under `checks`, USB mappings under `errors` (pve-manager).
     checks: z.array(z.object({ severity: z.string(), message: z.string() }).loose()).optional(),
+    errors: z.array(z.object({ severity: z.string(), message: z.string() }).loose()).optional(),
   })
   .loose();
 export type Mapping = z.output<typeof MappingSchema>;
