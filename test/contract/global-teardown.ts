@@ -1,9 +1,12 @@
 // jest globalTeardown: fails the run when any request of the dualwan client violated the
-// Proxmox VE API schema (8.4 or 9.1) while talking to the test double.
+// Proxmox VE API schema (8.4 or 9.1) or the OPNsense 26.7 API catalogue and conventions while
+// talking to the test doubles (each double appends one JSON line per violation).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 export interface LoggedViolation {
+  /** absent for the Proxmox double (its log format predates the OPNsense one) */
+  system?: 'proxmox' | 'opnsense';
   version: string;
   method: string;
   path: string;
@@ -18,6 +21,7 @@ export function formatViolations(lines: LoggedViolation[]): string {
       const errs = Object.entries(v.errors ?? {})
         .map(([k, m]) => `\n      ${k}: ${m.trim().replace(/\n/g, ' | ')}`)
         .join('');
+      if (v.system === 'opnsense') return `  - OPNsense ${v.version}: ${v.method} ${v.path}: ${v.message.trim()}${errs}`;
       return `  - PVE ${v.version}: ${v.method} ${v.path} -> ${v.status} ${v.message.trim()}${errs}`;
     })
     .join('\n');
@@ -32,5 +36,10 @@ export default async function globalTeardown(): Promise<void> {
     return;
   }
   const lines = text.split('\n').map((l) => JSON.parse(l) as LoggedViolation);
-  throw new Error(`dualwan sent ${lines.length} request(s) that the Proxmox VE API schema rejects (log: ${file}):\n${formatViolations(lines)}`);
+  const pve = lines.filter((l) => l.system !== 'opnsense');
+  const opn = lines.filter((l) => l.system === 'opnsense');
+  const parts: string[] = [];
+  if (pve.length) parts.push(`dualwan sent ${pve.length} request(s) that the Proxmox VE API schema rejects (log: ${file}):\n${formatViolations(pve)}`);
+  if (opn.length) parts.push(`dualwan sent ${opn.length} request(s) that break the OPNsense 26.7 API catalogue or its conventions (log: ${file}):\n${formatViolations(opn)}`);
+  throw new Error(parts.join('\n'));
 }
