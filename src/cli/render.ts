@@ -19,7 +19,7 @@ export function renderChange(c: Change): string {
 
 export function renderPlan(plan: Plan): string {
   const pending = pendingChanges(plan);
-  if (!pending.length) return `No changes. The router matches dualwan.yaml (${plan.changes.length} resources checked).`;
+  if (!pending.length) return `No changes: all ${plan.changes.length} resources match dualwan.yaml.`;
   const count = (a: Change['action']) => pending.filter((c) => c.action === a).length;
   const out = [`Plan: ${count('create')} to create, ${count('update')} to change, ${count('replace')} to replace, ${count('delete')} to delete.`, ''];
   for (const c of pending) out.push(renderChange(c));

@@ -1,13 +1,14 @@
 import type { DesiredState } from '../core/desired';
-import { DualwanError, StalePlanError } from '../core/errors';
+import { DualwanError, RemoteApiError, StalePlanError } from '../core/errors';
 import type { ApplyReport, Plan } from '../core/plan';
 import { applyPlan, makePlan, observe } from '../plan/engine';
 import { desiredHash, proxmoxStage } from './router-vm';
+import { opnsenseStage } from './opnsense';
 import type { PlanSet, Stage, StageEnv, StageSession } from './stage';
 
 /** The stages of a backend, in the order they are applied. */
 export function stagesFor(state: DesiredState): Stage[] {
-  if (state.backend === 'opnsense-vm') return [proxmoxStage()];
+  if (state.backend === 'opnsense-vm') return [proxmoxStage(), opnsenseStage()];
   throw new DualwanError('BACKEND_NOT_AVAILABLE', `The '${state.backend}' backend cannot be applied by this version of dualwan yet.`, {
     source: 'user',
     remedy: 'Use backend: opnsense-vm, or a newer dualwan.',
@@ -28,4 +29,14 @@ export function savedPlanFor(set: PlanSet, stage: string): Plan {
   const hit = set.stages.find((s) => s.stage === stage);
   if (!hit) throw new StalePlanError(`stage ${stage}`, 'the saved plan has no part for it; it was saved before that stage could be planned');
   return hit.plan;
+}
+
+/**
+ * A deferred stage that cannot be reached yet: the earlier stage just created or started what it
+ * talks to. Anything else (a refused certificate, a wrong key, a validation error) is a real error.
+ */
+export function isUnreachable(e: unknown): boolean {
+  if (e instanceof RemoteApiError) return e.status === undefined;
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && ['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET'].includes(code);
 }

@@ -78,16 +78,27 @@ describe('dualwan plan/apply, the built binary', () => {
     }
   });
 
-  it('apply --yes converges; again with --detailed-exitcode: exit 0 and zero writes', async () => {
-    const first = await run(['apply', '--config', h.file, '--yes'], env);
+  it('apply --yes converges (a new certificate needs --trust-on-first-use); again with --detailed-exitcode: exit 0 and zero writes', async () => {
+    // --yes does not trust a new certificate (the OPNsense router's, first seen now): that needs its own flag.
+    const refused = await run(['apply', '--config', h.file, '--yes'], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('The certificate of OPNsense at 127.0.0.1');
+    expect(refused.stdout).toMatch(/Proxmox VE host: applied 5 changes with 5 write calls/); // the stage before stays applied
+    expect(h.router.controls.writeCount).toBe(0);
+    const first = await run(['apply', '--config', h.file, '--yes', '--trust-on-first-use'], env);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(/applied 5 changes with 5 write calls/);
+    expect(first.stdout).toMatch(/Proxmox VE host\nNo changes/);
+    expect(first.stdout).toMatch(/OPNsense router: applied \d+ changes/);
     const writes = h.host.writeCount;
     const second = await run(['apply', '--config', h.file, '--yes', '--detailed-exitcode', '--json'], env);
     expect(second.code).toBe(0);
     const json = JSON.parse(second.stdout) as { stages: { stage: string; report: { writeCalls: number } }[] };
-    expect(json.stages.map((s) => [s.stage, s.report.writeCalls])).toEqual([['proxmox', 0]]);
+    expect(json.stages.map((s) => [s.stage, s.report.writeCalls])).toEqual([
+      ['proxmox', 0],
+      ['opnsense', 0],
+    ]);
+    expect(h.router.controls.contractViolations).toEqual([]);
     expect(h.host.writeCount).toBe(writes);
   });
 

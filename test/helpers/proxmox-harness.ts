@@ -11,9 +11,12 @@ import { applyStagePlan, planStage } from '../../src/flows/stages';
 import { startSimulatedHost, writePlaybookFor, packageRoot } from '../doubles/proxmox/simulated-host';
 import type { ProxmoxDouble, ProxmoxDoubleOptions } from '../doubles/proxmox/server';
 import { TestUi } from './test-ui';
+import { pointAtRouter, startSimulatedRouter, type SimulatedRouter } from '../doubles/opnsense/simulated-router';
 
 export interface Harness {
   readonly host: ProxmoxDouble;
+  /** The OPNsense the VM would run, already bootstrapped; the config points at it, never at a LAN address. */
+  readonly router: SimulatedRouter;
   readonly dir: string;
   readonly file: string;
   readonly env: NodeJS.ProcessEnv;
@@ -36,11 +39,16 @@ const playbookImage = () => loadConfigFile(path.join(packageRoot(), 'playbooks',
 export async function proxmoxHarness(opts: ProxmoxDoubleOptions & { edit?: (doc: ReturnType<typeof parseDocument>) => void } = {}): Promise<Harness> {
   const { edit, ...doubleOpts } = opts;
   const host = await startSimulatedHost({ image: playbookImage(), authFailDelayMs: 0, ...doubleOpts });
+  const router = await startSimulatedRouter();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dualwan-test-'));
-  const file = writePlaybookFor(host, dir, 'hotspot-failover.yaml', edit);
-  const env = { DUALWAN_PROXMOX_TOKEN_SECRET: host.tokenSecret };
+  const file = writePlaybookFor(host, dir, 'hotspot-failover.yaml', (d) => {
+    pointAtRouter(d, router);
+    edit?.(d);
+  });
+  const env = { DUALWAN_PROXMOX_TOKEN_SECRET: host.tokenSecret, ...router.env };
   const h: Harness = {
     host,
+    router,
     dir,
     file,
     env,
@@ -71,6 +79,7 @@ export async function proxmoxHarness(opts: ProxmoxDoubleOptions & { edit?: (doc:
     },
     async close() {
       await host.close();
+      await router.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { loadConfigFile } from '../../config/load';
 import { connectProxmox } from '../../providers/proxmox/provider';
 import { startSimulatedHost, writePlaybookFor, packageRoot } from '../../../test/doubles/proxmox/simulated-host';
+import { pointAtRouter, startSimulatedRouter } from '../../../test/doubles/opnsense/simulated-router';
 import type { GlobalOptions } from '../options';
 import { loadState } from '../session';
 import { applyCommand, planCommand } from './plan-apply';
@@ -20,26 +21,29 @@ export async function demoCommand(o: GlobalOptions & { keep?: boolean }): Promis
   const root = packageRoot(__dirname);
   const playbook = loadConfigFile(path.join(root, 'playbooks', 'hotspot-failover.yaml'));
   const host = await startSimulatedHost({ image: playbook.state?.vm?.image });
+  const router = await startSimulatedRouter({ state: playbook.state });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dualwan-demo-'));
-  // The demo's token secret lives in this process only: never in a file, never exported.
-  const env = { ...process.env, DUALWAN_PROXMOX_TOKEN_SECRET: host.tokenSecret };
+  // The demo's secrets live in this process only: never in a file, never exported.
+  const env = { ...process.env, DUALWAN_PROXMOX_TOKEN_SECRET: host.tokenSecret, ...router.env };
   const common = { ...o, credentials: path.join(dir, 'no-credentials-file') };
   try {
-    heading('1. A simulated Proxmox VE host');
+    heading('1. A simulated Proxmox VE host and OPNsense router');
     say(`Proxmox VE ${host.schemaVersion} API double on https://127.0.0.1:${host.port}: an Intel N100 with two I226-V NICs,`);
     say('a phone tethering over USB, storages local and local-lvm, an API token with the dualwan role (docs/proxmox-token.md).');
-    const file = writePlaybookFor(host, dir);
-    say(`Wrote ${file} from playbooks/hotspot-failover.yaml, pointed at the simulated host.`);
+    say(`OPNsense 26.7 API double on https://127.0.0.1:${router.port}, standing in for the router VM once booted and`);
+    say('bootstrapped (interfaces assigned, API key in place); the bootstrap itself is not in this version yet.');
+    const file = writePlaybookFor(host, dir, 'hotspot-failover.yaml', (d) => pointAtRouter(d, router));
+    say(`Wrote ${file} from playbooks/hotspot-failover.yaml, pointed at both.`);
 
     heading('2. dualwan plan --trust-on-first-use (read-only)');
     let code = await planCommand({ ...common, config: file, trustOnFirstUse: true }, env);
     if (code !== 0) return code;
 
-    heading('3. dualwan apply --yes');
+    heading('3. dualwan apply --yes --trust-on-first-use');
     const before = host.writeCount;
-    code = await applyCommand({ ...common, config: file, yes: true }, env);
+    code = await applyCommand({ ...common, config: file, yes: true, trustOnFirstUse: true }, env);
     if (code !== 0) return code;
-    say(`The host counted ${host.writeCount - before} write requests.`);
+    say(`The host counted ${host.writeCount - before} write requests, the router ${router.controls.writeCount}.`);
     const state = loadState(file);
     const conn = connectProxmox(state, host.tokenSecret, state.proxmox!.fingerprint!);
     try {
@@ -53,19 +57,22 @@ export async function demoCommand(o: GlobalOptions & { keep?: boolean }): Promis
 
     heading('4. dualwan apply --yes, again: nothing to do');
     const before2 = host.writeCount;
+    const routerBefore2 = router.controls.writeCount;
     code = await applyCommand({ ...common, config: file, yes: true }, env);
-    say(`The host counted ${host.writeCount - before2} write requests.`);
-    if (host.writeCount !== before2) return 1;
+    say(`The host counted ${host.writeCount - before2} write requests, the router ${router.controls.writeCount - routerBefore2}.`);
+    if (host.writeCount !== before2 || router.controls.writeCount !== routerBefore2) return 1;
     if (host.contractViolations.length) throw new Error(`the demo sent ${host.contractViolations.length} request(s) the Proxmox schemas reject`);
+    if (router.controls.contractViolations.length) throw new Error(`the demo sent ${router.controls.contractViolations.length} request(s) the OPNsense catalogue rejects`);
 
     heading('Next');
-    say('The router VM exists and runs. Still to come in dualwan: the unattended OPNsense bootstrap');
-    say('(seed config through the serial console), the dual-WAN configuration over the OPNsense REST API,');
-    say('`dualwan verify` (a measured failover drill), and the plain-Linux backend in a network-namespace lab.');
+    say('The router VM runs and OPNsense has both WAN gateways monitored, the failover group, outbound NAT and');
+    say('the LAN rules. Still to come in dualwan: the unattended OPNsense bootstrap (seed config through the');
+    say('serial console), `dualwan verify` (a measured failover drill) and `dualwan setup` (the wizard).');
     if (o.keep) say(`\nThe demo files are in ${dir}.`);
     return code;
   } finally {
     await host.close();
+    await router.close();
     if (!o.keep) fs.rmSync(dir, { recursive: true, force: true });
   }
 }

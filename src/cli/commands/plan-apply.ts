@@ -3,7 +3,8 @@ import { DualwanError, UserAbortError } from '../../core/errors';
 import type { ApplyReport, Plan } from '../../core/plan';
 import { pendingChanges } from '../../core/plan';
 import type { PlanSet, StageEnv } from '../../flows/stage';
-import { applyStagePlan, planStage, savedPlanFor, stagesFor } from '../../flows/stages';
+import { applyStagePlan, isUnreachable, planStage, savedPlanFor, stagesFor } from '../../flows/stages';
+import type { StageSession } from '../../flows/stage';
 import { redact } from '../../secrets/redact';
 import type { GlobalOptions } from '../options';
 import { renderPlan } from '../render';
@@ -71,10 +72,22 @@ export async function applyCommand(o: ApplyOptions, env: NodeJS.ProcessEnv = pro
   const state = loadState(o.config, ui);
   const saved = o.plan ? readSavedPlan(o.plan) : undefined;
   const results: { stage: string; plan: Plan; report: ApplyReport }[] = [];
+  const deferred: { stage: string; reason: string }[] = [];
   let changed = false;
   for (const stage of stagesFor(state)) {
     const senv: StageEnv = { state, ui, trustOnFirstUse: !!o.trustOnFirstUse, credentialsFile: o.credentials, env, earlier: [] };
-    const session = await stage.open(senv);
+    // A stage that depends on what this run just created is tried, and deferred if it cannot be
+    // reached yet (a router VM that is still booting); any other failure stops the run.
+    const why = stage.deferred?.({ ...senv, earlier: results });
+    let session: StageSession;
+    try {
+      session = await stage.open(senv);
+    } catch (e) {
+      if (!why || !isUnreachable(e)) throw e;
+      deferred.push({ stage: stage.name, reason: why });
+      ui.notify({ code: 'STAGE_DEFERRED', level: 'warn', text: `${stage.title}: not reachable yet (${why}). Run dualwan apply again once it is up.` });
+      continue;
+    }
     try {
       const plan = saved ? savedPlanFor(saved, stage.name) : await planStage(session, state);
       const pending = pendingChanges(plan);
@@ -101,6 +114,6 @@ export async function applyCommand(o: ApplyOptions, env: NodeJS.ProcessEnv = pro
       await session.close();
     }
   }
-  if (o.json) print(JSON.stringify({ formatVersion: 1, stages: results }, null, 2));
-  return o.detailedExitcode && changed ? 2 : 0;
+  if (o.json) print(JSON.stringify({ formatVersion: 1, stages: results, deferred }, null, 2));
+  return o.detailedExitcode && (changed || deferred.length) ? 2 : 0;
 }
