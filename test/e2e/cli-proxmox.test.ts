@@ -102,6 +102,21 @@ describe('dualwan plan/apply, the built binary', () => {
     expect(h.host.writeCount).toBe(writes);
   });
 
+  it('an OPNsense validation failure: "Unable to <verb> <resource> <name>: <field>: <message>", exit 1', async () => {
+    const original = fs.readFileSync(h.file, 'utf8');
+    fs.writeFileSync(h.file, original.replace('description: Fibre (ISP modem)', 'description: Fibre (new modem)'));
+    h.router.controls.failNextWrite({ field: 'gateway_item.descr', message: 'Enter a valid description.' });
+    try {
+      const r = await run(['apply', '--config', h.file, '--yes'], env);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^Error: Unable to update gateway WAN_DHCP: gateway_item\.descr: Enter a valid description\.$/m);
+    } finally {
+      fs.writeFileSync(h.file, original);
+    }
+    const again = await run(['apply', '--config', h.file, '--yes', '--json'], env);
+    expect(again.code).toBe(0);
+  });
+
   it('never prints the token secret, and never writes it to dualwan.yaml', async () => {
     const r = await run(['plan', '--config', h.file, '--json', '--debug'], env);
     expect(r.code).toBe(0);
