@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import proxmoxApi from 'proxmox-api';
 import type { z } from 'zod';
 import { RemoteApiError } from '../../core/errors';
@@ -13,6 +14,16 @@ export interface TaskRunOptions {
 }
 
 type ProxyFn = (params?: Record<string, unknown>) => Promise<unknown>;
+
+/** What the transport offers beyond form requests (ProxmoxTransport implements it; doubles may). */
+export interface ProxmoxRawTransport extends ApiRequestable {
+  postMultipart(path: string, fields: Record<string, string>, file: { field: string; name: string; data: Buffer; contentType?: string }): Promise<unknown>;
+  openWebSocket(path: string, query: Record<string, string>, protocols?: string[]): import('undici').WebSocket;
+}
+
+function isRawTransport(t: ApiRequestable): t is ProxmoxRawTransport {
+  return typeof (t as Partial<ProxmoxRawTransport>).postMultipart === 'function' && typeof (t as Partial<ProxmoxRawTransport>).openWebSocket === 'function';
+}
 type ProxyNode = { [k: string]: ProxyNode } & { $(id: string | number): ProxyNode; $get: ProxyFn; $post: ProxyFn; $put: ProxyFn; $delete: ProxyFn };
 
 /**
@@ -23,7 +34,7 @@ export class ProxmoxClient {
   private readonly api: ProxyNode;
 
   constructor(
-    transport: ApiRequestable,
+    private readonly transport: ApiRequestable,
     readonly node: string,
     private readonly timing: { sleep?: (ms: number) => Promise<void>; backoffMs?: number } = {},
   ) {
@@ -134,6 +145,43 @@ export class ProxmoxClient {
   }
   async downloadUrl(storage: string, params: Record<string, string | number>, opts: TaskRunOptions): Promise<void> {
     await this.runTask(() => this.n.storage!.$(storage)['download-url']!.$post(params), { ...opts, timeoutMs: opts.timeoutMs ?? 60 * 60_000 });
+  }
+
+  /**
+   * Uploads a file to a storage (`POST /nodes/{node}/storage/{storage}/upload`, multipart) and waits
+   * for the `imgcopy` task. Proxmox verifies the checksum before it keeps the file and overwrites a
+   * file of the same name, so a retried upload is safe.
+   */
+  async uploadFile(storage: string, content: 'iso' | 'import' | 'vztmpl', filename: string, data: Buffer, opts: TaskRunOptions): Promise<void> {
+    const raw = this.rawTransport('upload a file');
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    const path = `/api2/json/nodes/${encodeURIComponent(this.node)}/storage/${encodeURIComponent(storage)}/upload`;
+    await this.runTask(() => raw.postMultipart(path, { content, 'checksum-algorithm': 'sha256', checksum: sha256 }, { field: 'filename', name: filename, data }), {
+      ...opts,
+      timeoutMs: opts.timeoutMs ?? 5 * 60_000,
+    });
+  }
+
+  /** Starts a serial terminal proxy for a VM (`termproxy`, needs VM.Console); the ticket is single use. */
+  async termproxy(vmid: number, serial: 'serial0' | 'serial1' | 'serial2' | 'serial3' = 'serial0'): Promise<S.Termproxy> {
+    // A retry after a lost answer only starts a second, unused session that times out by itself.
+    const raw = await this.dispatch(() => this.n.qemu!.$(vmid).termproxy!.$post({ serial }));
+    const r = S.TermproxySchema.safeParse(raw);
+    if (!r.success) {
+      throw new RemoteApiError({ system: 'proxmox', method: 'POST', path: `qemu/${vmid}/termproxy`, status: 200, message: `unexpected response shape: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` });
+    }
+    return r.data;
+  }
+
+  /** The websocket of a termproxy session (`vncwebsocket`), over the pinned TLS and token of this client. */
+  openVncWebSocket(vmid: number, port: number, ticket: string) {
+    const raw = this.rawTransport('open a console');
+    return raw.openWebSocket(`/api2/json/nodes/${encodeURIComponent(this.node)}/qemu/${vmid}/vncwebsocket`, { port: String(port), vncticket: ticket });
+  }
+
+  private rawTransport(what: string): ProxmoxRawTransport {
+    if (!isRawTransport(this.transport)) throw new RemoteApiError({ system: 'proxmox', method: 'POST', path: what, message: 'this Proxmox transport cannot send files or open websockets' });
+    return this.transport;
   }
 
   private async dispatch<T>(send: () => Promise<T>, opts: Pick<DispatchOptions, 'alreadyDone'> = {}): Promise<T | 'already-done'> {

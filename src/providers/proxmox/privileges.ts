@@ -31,6 +31,7 @@ export function requiredPrivileges(state: DesiredState): Requirement[] {
     { path: vmPath, anyOf: ['VM.Config.Options'], why: 'set name, start at boot, tags' },
     { path: vmPath, anyOf: ['VM.PowerMgmt'], why: 'start and restart the VM' },
     { path: vmPath, anyOf: ['VM.Console'], why: 'drive the serial console during bootstrap' },
+    { path: vmPath, anyOf: ['VM.Config.CDROM'], why: 'attach and eject the seed CD during bootstrap' },
     { path: `/storage/${vm.diskStorage}`, anyOf: ['Datastore.AllocateSpace'], why: `allocate the VM disk on ${vm.diskStorage}` },
     { path: `/storage/${vm.imageStorage}`, anyOf: ['Datastore.AllocateTemplate'], why: `download the OPNsense image to ${vm.imageStorage}` },
     { path: `/storage/${vm.imageStorage}`, anyOf: ['Datastore.Audit', 'Datastore.AllocateSpace'], why: `list images on ${vm.imageStorage}` },

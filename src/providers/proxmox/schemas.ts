@@ -134,3 +134,7 @@ export const CertificateInfoSchema = z.array(
 
 export const UpidSchema = z.string().regex(/^UPID:[^:]+:[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:[^:]+:[^:]*:[^:]+:$/, 'not a Proxmox task id (UPID)');
 export const NextIdSchema = pveInt;
+
+/** `POST …/qemu/{vmid}/termproxy` (qemu-server API2/Qemu.pm termproxy): a one-time ticket for vncwebsocket. */
+export const TermproxySchema = z.object({ user: z.string(), ticket: z.string().min(1), port: pveInt, upid: z.string() }).loose();
+export type Termproxy = z.output<typeof TermproxySchema>;

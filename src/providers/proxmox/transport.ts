@@ -1,4 +1,5 @@
-import { Agent, fetch } from 'undici';
+import { randomBytes } from 'node:crypto';
+import { Agent, fetch, WebSocket } from 'undici';
 import type { ApiRequestable } from 'proxmox-api';
 import { RemoteApiError } from '../../core/errors';
 import { connectPinned } from '../../net/pinned-tls';
@@ -63,7 +64,12 @@ export class ProxmoxTransport implements ApiRequestable {
     const method = httpMethod.toUpperCase();
     const form = encodeParams(params);
     const hasBody = method === 'POST' || method === 'PUT';
-    const url = `${this.base}${path}${!hasBody && form.toString() ? `?${form.toString()}` : ''}`;
+    const target = `${path}${!hasBody && form.toString() ? `?${form.toString()}` : ''}`;
+    return this.send(method, target, pathTemplate, hasBody ? form.toString() : undefined, hasBody ? 'application/x-www-form-urlencoded' : undefined, path);
+  }
+
+  private async send(method: string, target: string, pathTemplate: string, payload: string | Buffer | undefined, contentType: string | undefined, path = target): Promise<unknown> {
+    const url = `${this.base}${target}`;
     let res: Awaited<ReturnType<typeof fetch>>;
     try {
       res = await fetch(url, {
@@ -73,9 +79,9 @@ export class ProxmoxTransport implements ApiRequestable {
           Authorization: this.auth,
           'User-Agent': TOOL_USER_AGENT,
           Accept: 'application/json',
-          ...(hasBody ? { 'Content-Type': 'application/x-www-form-urlencoded' } : {}),
+          ...(contentType ? { 'Content-Type': contentType } : {}),
         },
-        body: hasBody ? form.toString() : undefined,
+        body: payload,
         signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 60_000),
       });
     } catch (e) {
@@ -125,6 +131,39 @@ export class ProxmoxTransport implements ApiRequestable {
       transient: isTransient(res.status, message),
       remedy: remedyFor(res.status, message),
     });
+  }
+
+  /**
+   * POST multipart/form-data (the only way Proxmox accepts a file: `/storage/{storage}/upload`;
+   * the `proxmox-api` proxy sends forms only). The file part goes last, as the PVE web UI sends it
+   * (pve-http-server spools it to /var/tmp/pveupload-* and hands the path on as `tmpfilename`).
+   * The body is built in memory with its length known: seed images are a few kilobytes.
+   */
+  async postMultipart(path: string, fields: Record<string, string>, file: { field: string; name: string; data: Buffer; contentType?: string }): Promise<unknown> {
+    const boundary = `----dualwan${randomBytes(12).toString('hex')}`;
+    const parts: Buffer[] = [];
+    const quote = (s: string) => s.replace(/["\\\r\n]/g, '_');
+    for (const [k, v] of Object.entries(fields)) {
+      parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${quote(k)}"\r\n\r\n${v}\r\n`, 'utf8'));
+    }
+    parts.push(
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${quote(file.field)}"; filename="${quote(file.name)}"\r\nContent-Type: ${file.contentType ?? 'application/octet-stream'}\r\n\r\n`, 'utf8'),
+      file.data,
+      Buffer.from(`\r\n--${boundary}--\r\n`, 'utf8'),
+    );
+    return this.send('POST', path, path, Buffer.concat(parts), `multipart/form-data; boundary=${boundary}`);
+  }
+
+  /**
+   * Opens a websocket on the API (`vncwebsocket`) over the same pinned TLS connections and with the
+   * same token header as every REST call. undici's WebSocket (already a dependency) does the RFC 6455
+   * framing; it accepts a dispatcher and headers, which the browser API does not.
+   */
+  openWebSocket(path: string, query: Record<string, string>, protocols: string[] = ['binary']): WebSocket {
+    const host = this.opts.host.includes(':') && !this.opts.host.startsWith('[') ? `[${this.opts.host}]` : this.opts.host;
+    const url = `wss://${host}:${this.opts.port}${path}?${new URLSearchParams(query).toString()}`;
+    this.log.push({ method: 'GET', path, template: path, status: 101 });
+    return new WebSocket(url, { protocols, dispatcher: this.agent, headers: { Authorization: this.auth, 'User-Agent': TOOL_USER_AGENT } });
   }
 }
 

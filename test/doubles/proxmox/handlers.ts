@@ -6,7 +6,9 @@ import { HttpError, ParamError, perlErrorText, type DoubleCore, type TaskContext
 import { loadPropertyFormats } from './data';
 import { isValidDriveName, parsePropertyString, perlDieAt, PerlDie, printPropertyString, splitList, type InlineFormat } from './jsonschema';
 import { PermissionDenied, ROOT } from './perms';
-import type { Params } from './schema';
+import { notImplemented, type Params } from './schema';
+import { consoleHubOf } from './console';
+import { spoolOf } from './upload';
 import {
   configDigest,
   isConfigOption,
@@ -645,6 +647,8 @@ function startVm(core: DoubleCore, vmid: number): void {
   vm.startedAt = Date.now();
   vm.runningMachine = machine.q35 ? 'pc-q35-10.1+pve1' : 'pc-i440fx-10.1+pve1';
   vmPciInUse.set(vm, chosen.flatMap((c) => c.ids));
+  // a simulated guest on the serial socket boots (console.ts); nothing happens without one
+  consoleHubOf(core)?.power(vmid, true);
 }
 
 const vmPciInUse = new WeakMap<Vm, string[]>();
@@ -661,6 +665,7 @@ function stopVm(core: DoubleCore, vmid: number): void {
   vm.startedAt = undefined;
   vm.runningMachine = undefined;
   vmPciInUse.delete(vm);
+  consoleHubOf(core)?.power(vmid, false);
   // vm_stop_cleanup applies pending changes
   if (Object.keys(vm.pending).length || vm.pendingDelete.size) applyPending(core, vm);
 }
@@ -1469,6 +1474,94 @@ function taskLog(c: Ctx): unknown {
   return out;
 }
 
+// ---- upload, termproxy, vncwebsocket -----------------------------------------------------------
+
+/** pve-storage API2/Storage/Status.pm upload (the file arrives spooled by the HTTP server, upload.ts) */
+function uploadFile(c: Ctx): unknown {
+  const { core } = c;
+  const storage = String(c.params.storage);
+  const scfg = storageOf(core, storage);
+  if (scfg.enabled === 0) die(`storage '${storage}' is disabled`);
+  if (scfg.path === undefined) die(`can't upload to storage type '${scfg.type}'`);
+  const content = String(c.params.content);
+  const tmp = str(c.params.tmpfilename);
+  if (!tmp) die('missing temporary file name');
+  const data = spoolOf(core).get(tmp!);
+  if (!data) die(`temporary file '${tmp}' does not exist`);
+  // normalize_content_filename
+  const filename = String(c.params.filename).replace(/\n$/, '').replace(/^.*[/\\]/, '').replace(/[^a-zA-Z0-9_.-]/g, '_');
+  let format: string;
+  if (content === 'iso') {
+    if (!/[^/]+\.(?:iso|img)$/i.test(filename)) throw new ParamError({ filename: 'wrong file extension' });
+    format = 'iso';
+  } else if (content === 'vztmpl') {
+    const m = /[^/]+\.(tar\.(gz|xz|zst|bz2))$/i.exec(filename);
+    if (!m) throw new ParamError({ filename: 'wrong file extension' });
+    format = `t${m[2]}`;
+  } else if (content === 'import') {
+    const m = /[a-zA-Z0-9\-.+=_]+\.(ova|qcow2|raw|vmdk)$/.exec(filename);
+    if (!m) throw new ParamError({ filename: 'invalid filename or wrong extension' });
+    format = m[1]!;
+  } else {
+    throw new ParamError({ content: `upload content type '${content}' not allowed` });
+  }
+  if (!scfg.content.includes(content)) die(`storage '${storage}' does not support '${content}' content`);
+  const dest = `${scfg.path}/${DIRS[content]}/${filename}`;
+  const volid = `${storage}:${content}/${filename}`;
+  const checksum = str(c.params.checksum);
+  const algo = str(c.params['checksum-algorithm']);
+  return core.startTask('imgcopy', '', c.user, (t) => {
+    t.log(`starting file import from: ${tmp}`);
+    if (algo && checksum) {
+      const got = createHash(algo).update(data!).digest('hex');
+      if (got.toLowerCase() !== checksum.toLowerCase()) {
+        t.log('calculating checksum...');
+        spoolOf(core).delete(tmp!);
+        die(`checksum mismatch: got '${got}' != expect '${checksum}'`);
+      }
+      t.log('calculating checksum...OK, checksum verified');
+    }
+    t.log(`target node: ${core.node}`);
+    t.log(`target file: ${dest}`);
+    t.log(`file size is: ${data!.length}`);
+    t.log(`command: cp -- ${tmp} ${dest}`);
+    spoolOf(core).delete(tmp!);
+    // "we simply overwrite the destination file if it already exists"
+    const old = findVolume(core, volid);
+    if (old) {
+      core.inv.volumes = core.inv.volumes.filter((v) => v !== old);
+      scfg.used -= old.size;
+      scfg.avail += old.size;
+    }
+    core.inv.volumes.push({ volid, storage, content, format, size: data!.length, ctime: Math.floor(Date.now() / 1000), bytes: Buffer.from(data!) });
+    scfg.used += data!.length;
+    scfg.avail -= data!.length;
+    t.log('finished file import successfully');
+  });
+}
+
+/** termproxy and vncwebsocket answer 501 as before unless the double simulates consoles. */
+function consoleNotSimulated(c: Ctx, what: string): never {
+  const msg = `${notImplemented(c.method, `/nodes/${String(c.params.node)}/qemu/${String(c.params.vmid)}/${what}`)} by the proxmox test double`;
+  throw new HttpError(501, msg);
+}
+
+function termproxy(c: Ctx): unknown {
+  const hub = consoleHubOf(c.core);
+  if (!hub) return consoleNotSimulated(c, 'termproxy');
+  return hub.termproxy(c.user, Number(vmidParam(c)), str(c.params.serial));
+}
+
+/** The plain GET (no websocket upgrade): verify_vnc_ticket, then { port }. */
+function vncwebsocket(c: Ctx): unknown {
+  const hub = consoleHubOf(c.core);
+  if (!hub) return consoleNotSimulated(c, 'vncwebsocket');
+  const vmid = Number(vmidParam(c));
+  c.core.loadVm(vmid);
+  if (!hub.verify(c.user, vmid, Number(c.params.port), String(c.params.vncticket))) throw new HttpError(401, 'permission denied - invalid vnc ticket\n');
+  return { port: String(c.params.port) };
+}
+
 // ---- routing table ----------------------------------------------------------------------------
 
 export const handlers: Record<string, Record<string, Handler>> = {
@@ -1491,6 +1584,9 @@ export const handlers: Record<string, Record<string, Handler>> = {
   '/nodes/{node}/storage/{storage}/status': { GET: storageStatus },
   '/nodes/{node}/storage/{storage}/content': { GET: storageContent },
   '/nodes/{node}/storage/{storage}/download-url': { POST: downloadUrl },
+  '/nodes/{node}/storage/{storage}/upload': { POST: uploadFile },
+  '/nodes/{node}/qemu/{vmid}/termproxy': { POST: termproxy },
+  '/nodes/{node}/qemu/{vmid}/vncwebsocket': { GET: vncwebsocket },
   '/nodes/{node}/certificates/info': { GET: (c) => structuredClone(c.core.tls.infos) },
   '/access/permissions': { GET: accessPermissions },
   '/cluster/nextid': { GET: nextId },

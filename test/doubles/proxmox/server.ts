@@ -15,6 +15,9 @@ import { PerlDie } from './jsonschema';
 import { PermissionDenied } from './perms';
 import { matchRoute, notImplemented, PARAM_FAILED, relativePath, validateParams, validateRequest, type Params } from './schema';
 import type { Inventory, InventoryOverrides, RemoteFile } from './state';
+import { ConsoleHub, type ConsoleOptions, type SerialGuest } from './console';
+import { acceptMultipart } from './upload';
+import type { Duplex } from 'node:stream';
 
 export type { PveVersion } from './data';
 export type { Inventory, InventoryOverrides, RemoteFile } from './state';
@@ -38,6 +41,8 @@ export interface ProxmoxDoubleOptions {
   /** delay of 401 answers (real PVE: 3 s; default 3000) */
   authFailDelayMs?: number;
   inventory?: InventoryOverrides;
+  /** Simulate serial consoles (termproxy + vncwebsocket, CONSOLE.md); without it they answer 501. */
+  consoles?: boolean | ConsoleOptions;
 }
 
 export interface RequestRecord {
@@ -91,6 +96,10 @@ export interface ProxmoxDouble {
   reset(): void;
   /** the simulated node itself (hardware, network, storages, volumes, VMs, mappings, remote files) */
   readonly state: Inventory;
+  /** The serial consoles (undefined unless `consoles` was given or a guest was attached). */
+  readonly consoles: ConsoleHub | undefined;
+  /** Puts a simulated guest on a VM's serial socket (turns console simulation on). */
+  attachSerialGuest(vmid: number, guest: SerialGuest): void;
 }
 
 const CONTENT_TYPE = 'application/json;charset=UTF-8';
@@ -173,6 +182,7 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
     }
   };
   setupTokens();
+  let consoles: ConsoleHub | undefined = opts.consoles ? new ConsoleHub(core, opts.consoles === true ? {} : opts.consoles) : undefined;
 
   const requests: RequestRecord[] = [];
   const contractViolations: ContractViolation[] = [];
@@ -253,6 +263,8 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
         } catch {
           params = {};
         }
+      } else if (ct === 'multipart/form-data') {
+        params = acceptMultipart(core, String(req.headers['content-type']), Buffer.concat(chunks));
       } else params = decodeForm(bodyText);
     }
     for (const [k, v] of Object.entries(decodeForm(query))) params[k] = v;
@@ -343,6 +355,79 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
       }
     });
   });
+  /**
+   * A websocket upgrade (pve-http-server: the API call runs first, then websocket_proxy): the same
+   * auth, route, permission and parameter checks as any GET, then the console hub takes the socket.
+   * Errors before the upgrade are plain HTTP answers on the raw socket.
+   */
+  const rawAnswer = (socket: Duplex, status: number, reason: string, body?: unknown, delayMs = 0) => {
+    const text = body === undefined ? '' : JSON.stringify(body);
+    const write = () => {
+      if (socket.destroyed) return;
+      socket.end(`HTTP/1.1 ${status} ${reason.replace(/[^\x20-\x7e]/g, '?')}\r\nContent-Type: ${CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+    };
+    if (delayMs > 0) {
+      const t = setTimeout(() => {
+        pendingTimers.delete(t);
+        write();
+      }, delayMs);
+      pendingTimers.add(t);
+    } else write();
+  };
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => undefined);
+    const rawUrl = req.url ?? '/';
+    const qIndex = rawUrl.indexOf('?');
+    const rawPath = qIndex < 0 ? rawUrl : rawUrl.slice(0, qIndex);
+    const params = decodeForm(qIndex < 0 ? '' : rawUrl.slice(qIndex + 1));
+    const rel = relativePath(rawPath);
+    const record: RequestRecord = { method: 'GET', path: rel.split('/').map(decSegment).join('/'), params, status: 0 };
+    requests.push(record);
+    const ua = String(req.headers['user-agent'] ?? '');
+    if (ua.startsWith('dualwan/')) recordViolations('GET', rawPath, params, ua);
+    const fail = (status: number, message: string, delay = 0) => {
+      record.status = status;
+      rawAnswer(socket, status, firstLine(message), status === 401 ? undefined : { data: null, message }, delay);
+    };
+    const tok = parseTokenHeader(req.headers.authorization);
+    if (tok === 'none') return fail(401, 'No ticket', authFailDelayMs);
+    const rec = typeof tok === 'object' ? core.acl.tokens.get(tok.id) : undefined;
+    if (typeof tok !== 'object' || !rec || rec.secret !== tok.secret) return fail(401, 'Authentication failed!', authFailDelayMs);
+    const user = tok.id;
+    const route = rel.startsWith('/api2/') ? undefined : matchRoute(core.version, 'GET', rel);
+    if (!route || route.template !== '/nodes/{node}/qemu/{vmid}/vncwebsocket') return fail(501, notImplemented('GET', rel));
+    record.template = route.template;
+    try {
+      core.acl.checkApi2(route.info, user, { ...params, ...route.pathParams } as Record<string, unknown>);
+      const v = validateParams(route, params);
+      if (!v.ok) {
+        if (v.status === 400) throw new ParamError(v.errors ?? {});
+        return fail(v.status, v.message);
+      }
+      if (!consoles) return fail(501, `${notImplemented('GET', rel)} by the proxmox test double`);
+      const vmid = Number(route.pathParams.vmid);
+      core.loadVm(vmid);
+      const session = consoles.verify(user, vmid, Number(v.params.port), String(v.params.vncticket));
+      if (!session) return fail(401, 'permission denied - invalid vnc ticket');
+      const key = String(req.headers['sec-websocket-key'] ?? '');
+      const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((x) => x.trim());
+      if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || !key || req.headers['sec-websocket-version'] !== '13') return fail(400, 'websocket handshake failed');
+      if (!protocols.includes('binary')) return fail(400, 'websocket_proxy: unsupported protocol');
+      record.status = 101;
+      consoles.serve(session, socket as Socket, key, head);
+    } catch (e) {
+      if (e instanceof ParamError) {
+        record.status = 400;
+        return rawAnswer(socket, 400, firstLine(PARAM_FAILED), { data: null, message: PARAM_FAILED, errors: e.errors });
+      }
+      if (e instanceof PermissionDenied) return fail(403, e.text);
+      if (e instanceof HttpError) return fail(e.status, e.text);
+      if (e instanceof PerlDie) return fail(500, e.text);
+      return fail(500, `${e instanceof Error ? e.message : String(e)}\n`);
+    }
+    return undefined;
+  });
+
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -371,6 +456,7 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
     },
     contractViolations,
     async close() {
+      consoles?.close();
       core.close();
       for (const t of pendingTimers) clearTimeout(t);
       pendingTimers.clear();
@@ -423,6 +509,13 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
     },
     get state() {
       return core.inv;
+    },
+    get consoles() {
+      return consoles;
+    },
+    attachSerialGuest(vmid, guest) {
+      consoles ??= new ConsoleHub(core, opts.consoles && opts.consoles !== true ? opts.consoles : {});
+      consoles.attachGuest(vmid, guest);
     },
   };
   return double;

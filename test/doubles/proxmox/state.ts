@@ -64,6 +64,8 @@ export interface Volume {
   vmid?: number;
   /** digests of a downloaded file (lets download-url skip a matching existing file) */
   checksums?: Record<string, string>;
+  /** the content of an uploaded file (POST …/upload), kept so a simulated guest can read it */
+  bytes?: Buffer;
 }
 
 export interface Mapping {
