@@ -78,6 +78,13 @@ describe('serial console through termproxy and the websocket', () => {
   });
 
   it('imports the seed at the importer prompt, pins the certificate from the banner, proves the passwords', async () => {
+    // The console is opened after the start, as the product does: give the prompt a window that a
+    // loaded CI machine cannot miss (the missed-prompt path has its own test below).
+    await closeClient();
+    await rig.close();
+    rig = await startBootstrapRig({ vmStopped: true, timing: { kernelMs: 1_500, dotMs: 600 } });
+    await rig.pve.apply();
+    ({ client, close: closeClient } = await clientOf(rig));
     await seedAndAttach(rig, client);
     await client.startVm(100, { what: 'start' });
     const con = await openSerialConsole(client, 100);
@@ -93,7 +100,7 @@ describe('serial console through termproxy and the websocket', () => {
   it('survives a slow boot (the prompt comes late) and garbage on the line', async () => {
     await closeClient();
     await rig.close();
-    rig = await startBootstrapRig({ vmStopped: true, noise: true, timing: { kernelMs: 2_500, servicesMs: 600 } });
+    rig = await startBootstrapRig({ vmStopped: true, noise: true, timing: { kernelMs: 2_500, dotMs: 600, servicesMs: 600 } });
     await rig.pve.apply();
     ({ client, close: closeClient } = await clientOf(rig));
     await seedAndAttach(rig, client);

@@ -116,7 +116,7 @@ describe('bootstrapOpnsense on a VM that was never started', () => {
   let client: ProxmoxClient;
   let close: () => Promise<void>;
   beforeEach(async () => {
-    rig = await startBootstrapRig({ vmStopped: true });
+    rig = await startBootstrapRig({ vmStopped: true, timing: { kernelMs: 1_500, dotMs: 600 } }); // a prompt window a loaded machine cannot miss
     await rig.pve.apply();
     const s = await rig.pve.open();
     client = (s.ctx as { client: ProxmoxClient }).client;
