@@ -26,6 +26,8 @@ export interface LabAddressPlan {
   readonly internetBlocks: readonly string[];
   /** A server answering TCP/UDP whoami and echo. */
   readonly server: string;
+  /** A second whoami server, used as a sticky host (always via WAN 1): `.23` of the first block. */
+  readonly stickyServer: string;
   /** DNS resolvers, one per WAN in dualwan.yaml terms. */
   readonly dns: readonly [string, string];
   /** Two monitor targets per WAN, unique across WANs. */
@@ -48,6 +50,7 @@ function plan(name: string, lan: string, wan1: string, wan2: string, up1: string
     upstreams: [link(up1, 1, 2), link(up2, 1, 2)],
     internetBlocks: [blockA, blockB],
     server: `${b}.10`,
+    stickyServer: `${a}.23`,
     dns: [`${b}.53`, `${b}.54`],
     monitors: [
       [`${a}.1`, `${a}.2`],

@@ -5,12 +5,27 @@
 import type { DesiredState } from '../../src/core/desired';
 import type { LabAddressPlan } from './addressing';
 
-export function labDesiredState(plan: LabAddressPlan, hostKey: string, overrides: Partial<DesiredState['policy']> = {}): DesiredState {
+/** The lab's monitor profiles: the defaults (`balanced`) and `fast` (10 s failback window, for short CI runs). */
+export const LAB_PROFILES = {
+  balanced: { name: 'balanced', intervalMs: 1000, lossDownPercent: 20, latencyHighMs: 400, failbackAfterSeconds: 30 },
+  fast: { name: 'fast', intervalMs: 500, lossDownPercent: 20, latencyHighMs: 300, failbackAfterSeconds: 10 },
+} as const;
+
+export interface LabDesiredOptions {
+  /** WANs (by index) that take their address from a DHCP lease (see DualWanLab.dhcpLease) instead of static addressing. */
+  readonly dhcpWans?: readonly (0 | 1)[];
+  /** Where the YAML this state stands for lives (the host-key pin is recorded there). */
+  readonly file?: string;
+}
+
+export function labDesiredState(plan: LabAddressPlan, hostKey: string | undefined, overrides: Partial<DesiredState['policy']> = {}, options: LabDesiredOptions = {}): DesiredState {
   const wan = (i: 0 | 1) => ({
     name: i === 0 ? 'isp1' : 'isp2',
     description: i === 0 ? 'Line 1 (lab)' : 'Line 2 (lab)',
     uplink: { type: 'interface' as const, interface: i === 0 ? 'wan1' : 'wan2' },
-    addressing: { mode: 'static' as const, address: `${plan.wans[i].near}/${plan.wans[i].prefix}`, gateway: plan.wans[i].far },
+    addressing: (options.dhcpWans ?? []).includes(i)
+      ? ({ mode: 'dhcp' } as const)
+      : ({ mode: 'static', address: `${plan.wans[i].near}/${plan.wans[i].prefix}`, gateway: plan.wans[i].far } as const),
     upstreamSubnet: plan.wans[i].subnet,
     monitorIps: [...plan.monitors[i]],
     dnsServers: [plan.dns[i]],
@@ -21,9 +36,9 @@ export function labDesiredState(plan: LabAddressPlan, hostKey: string, overrides
   });
   return {
     version: 1,
-    file: 'lab.dualwan.yaml',
+    file: options.file ?? 'lab.dualwan.yaml',
     backend: 'linux',
-    linux: { host: plan.lan.near, port: 22, user: 'root', hostKey, lanInterface: 'lan0' },
+    linux: { host: plan.lan.near, port: 22, user: 'root', ...(hostKey === undefined ? {} : { hostKey }), lanInterface: 'lan0' },
     wans: [wan(0), wan(1)],
     lan: {
       uplink: { type: 'interface', interface: 'lan0' },
@@ -33,12 +48,12 @@ export function labDesiredState(plan: LabAddressPlan, hostKey: string, overrides
     },
     policy: {
       mode: 'loadbalance',
-      monitor: { name: 'balanced', intervalMs: 1000, lossDownPercent: 20, latencyHighMs: 400, failbackAfterSeconds: 30 },
+      monitor: LAB_PROFILES.balanced,
       trigger: 'down',
       killStatesOnFailover: true,
       killMeteredStatesOnFailback: true,
       stickyConnections: true,
-      stickyHosts: [],
+      stickyHosts: [{ destination: plan.stickyServer, wan: 'isp1' }],
       ...overrides,
     },
   };

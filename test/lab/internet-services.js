@@ -58,15 +58,24 @@ function answerDns(socket, msg, rinfo) {
 
 async function main() {
   const s = config.server;
-  await listenTcp(s, 80, (sock) => {
+  for (const host of [s, ...(config.stickyServer ? [config.stickyServer] : [])]) {
+    await listenTcp(host, 80, (sock) => {
+      sock.on('error', () => undefined);
+      sock.end(`${sock.remoteAddress}\n`);
+    });
+  }
+  // Long-lived connections: first line says which address the server saw, then everything is echoed.
+  await listenTcp(s, 8080, (sock) => {
     sock.on('error', () => undefined);
-    sock.end(`${sock.remoteAddress}\n`);
+    sock.write(`${sock.remoteAddress}\n`);
+    sock.pipe(sock);
   });
   await listenTcp(s, 7, (sock) => {
     sock.on('error', () => undefined);
     sock.pipe(sock);
   });
   await bindUdp(s, 80, (socket, _msg, rinfo) => socket.send(`${rinfo.address}\n`, rinfo.port, rinfo.address));
+  if (config.stickyServer) await bindUdp(config.stickyServer, 80, (socket, _msg, rinfo) => socket.send(`${rinfo.address}\n`, rinfo.port, rinfo.address));
   await bindUdp(s, 7, (socket, msg, rinfo) => socket.send(msg, rinfo.port, rinfo.address));
   for (const resolver of config.dns) await bindUdp(resolver, 53, answerDns);
   fs.writeFileSync(config.readyFile, `${process.pid}\n`);

@@ -18,6 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Duplex } from 'node:stream';
 import { ADDRESS_PLANS, chooseAddressPlan, hostPrefixes, type LabAddressPlan } from './addressing';
+import { labScriptsDir } from './runtime';
 
 export type LabNode = 'lan' | 'router' | 'isp1' | 'isp2' | 'internet';
 export const LAB_NODES: readonly LabNode[] = ['lan', 'router', 'isp1', 'isp2', 'internet'];
@@ -62,6 +63,14 @@ export interface LabState {
   readonly pids: { readonly sshd?: number; readonly services?: number; readonly watchdog?: number };
 }
 
+export interface LabProcess {
+  readonly pid: number | undefined;
+  readonly done: Promise<RunResult>;
+  /** What it printed so far. */
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<RunResult>;
+}
+
 export interface LabSshTarget {
   readonly host: string;
   readonly port: number;
@@ -74,7 +83,12 @@ export interface LabSshTarget {
 const ID_RE = /^[a-z0-9]{3,10}$/;
 const COMMAND_TIMEOUT_MS = 15_000;
 const SSHD = '/usr/sbin/sshd';
-const HERE = __dirname;
+let hereCache: string | undefined;
+/** test/lab of the checkout (the .js helpers), also when this module runs from dist/. */
+function here(): string {
+  hereCache ??= labScriptsDir();
+  return hereCache;
+}
 
 function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -185,6 +199,14 @@ export class DualWanLab {
     return this.planCache;
   }
 
+  /** Uses a lab built by another process (its state file), without touching it. */
+  attach(): LabState {
+    const state = this.readState();
+    if (!state) throw new Error(`lab ${this.id}: no state in ${this.dir}`);
+    this.planCache = state.plan;
+    return state;
+  }
+
   /** Builds the lab, or completes a partly built one. Returns the state written to disk. */
   up(): LabState {
     const started = Date.now();
@@ -283,13 +305,126 @@ export class DualWanLab {
 
   /** Runs the lab client (lab-client.js) in a namespace and returns its JSON line. */
   client(node: LabNode, args: readonly string[], timeoutMs = 5_000): { ok: boolean; [key: string]: unknown } {
-    const res = this.exec(node, [process.execPath, path.join(HERE, 'lab-client.js'), ...args, '--timeout', String(timeoutMs)], { timeoutMs: timeoutMs + 5_000 });
+    const res = this.exec(node, [process.execPath, path.join(here(), 'lab-client.js'), ...args, '--timeout', String(timeoutMs)], { timeoutMs: timeoutMs + 5_000 });
     const line = res.stdout.trim().split('\n').pop() ?? '';
     try {
       return JSON.parse(line) as { ok: boolean };
     } catch {
       return { ok: false, error: `no JSON from lab client (exit ${String(res.code)}): ${res.stderr.trim()}` };
     }
+  }
+
+  /**
+   * Starts a program in a namespace without waiting for it (a measurement that runs while the test
+   * breaks things). It is killed at `down()` at the latest, and by its own deadline.
+   */
+  spawnIn(node: LabNode, argv: readonly string[], opts: { timeoutMs?: number } = {}): LabProcess {
+    const child = spawn('ip', ['netns', 'exec', this.namespaces[node], ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (c: string) => {
+      if (stdout.length < 32 * 1024 * 1024) stdout += c;
+    });
+    child.stderr?.setEncoding('utf8').on('data', (c: string) => {
+      if (stderr.length < 1024 * 1024) stderr += c;
+    });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, opts.timeoutMs ?? 120_000);
+    const done = new Promise<RunResult>((resolve) => {
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        this.children.delete(child);
+        resolve({ code, stdout, stderr, timedOut });
+      });
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        this.children.delete(child);
+        resolve({ code: null, stdout, stderr: `${stderr}${e.message}`, timedOut });
+      });
+    });
+    return {
+      pid: child.pid,
+      done,
+      output: () => stdout,
+      stop: (signal: NodeJS.Signals = 'SIGTERM') => {
+        if (child.exitCode === null) child.kill(signal);
+        return done;
+      },
+    };
+  }
+
+  /** The lab client in the background; its JSON line once it ends (`stop()` makes it print early). */
+  clientAsync(node: LabNode, args: readonly string[], timeoutMs: number): { done: Promise<{ ok: boolean; [key: string]: unknown }>; stop: () => Promise<{ ok: boolean; [key: string]: unknown }> } {
+    const p = this.spawnIn(node, [process.execPath, path.join(here(), 'lab-client.js'), ...args, '--timeout', String(timeoutMs)], { timeoutMs: timeoutMs + 10_000 });
+    const parse = (res: RunResult): { ok: boolean; [key: string]: unknown } => {
+      const line = res.stdout.trim().split('\n').pop() ?? '';
+      try {
+        return JSON.parse(line) as { ok: boolean };
+      } catch {
+        return { ok: false, error: `no JSON from lab client (exit ${String(res.code)}): ${res.stderr.trim().slice(0, 500)}` };
+      }
+    };
+    return { done: p.done.then(parse), stop: () => p.stop('SIGTERM').then(parse) };
+  }
+
+  /**
+   * Where the router's persistent files go in the lab: the namespaces share this machine's file
+   * system, so the product is told to write under this private root instead of /etc.
+   */
+  get routerRoot(): string {
+    return path.join(this.dir, 'router-root');
+  }
+
+  /**
+   * What a DHCP client does on a lease: the address on the WAN and a default route of its own with
+   * a metric (as systemd-networkd installs it). `host` picks the address's last octet (default .2).
+   */
+  dhcpLease(wan: 0 | 1, host = 2): { address: string; gateway: string } {
+    const link = this.plan.wans[wan];
+    const dev = wan === 0 ? LAB_IFACES.router.wan1 : LAB_IFACES.router.wan2;
+    const base = link.near.split('.').slice(0, 3).join('.');
+    const address = `${base}.${host}`;
+    this.ip('router', ['-4', 'addr', 'flush', 'dev', dev]);
+    this.ip('router', ['addr', 'add', `${address}/${link.prefix}`, 'dev', dev]);
+    this.ip('router', ['route', 'replace', 'default', 'via', link.far, 'dev', dev, 'proto', 'dhcp', 'metric', String(1024 + wan)]);
+    return { address, gateway: link.far };
+  }
+
+  /**
+   * A reboot of the router as far as networking goes: the kernel forgets routes, rules, the
+   * ruleset, connection tracking and its settings, and /run is empty; interfaces keep their
+   * addresses (the network configuration brings them back before our units run). Processes
+   * started in the router namespace other than sshd are stopped.
+   */
+  simulateRouterReboot(keep: readonly number[] = []): void {
+    const sshd = this.readState()?.pids.sshd;
+    const keepPids = new Set([...(sshd === undefined ? [] : [sshd]), ...keep]);
+    const others = this.pidsIn(this.namespaces.router).filter((pid) => !keepPids.has(pid) && !cmdlineOf(pid).includes('sshd'));
+    terminate(others, 2_000);
+    const r = (args: readonly string[]) => run(['ip', 'netns', 'exec', this.namespaces.router, ...args]);
+    r(['nft', 'flush', 'ruleset']);
+    for (const t of ['101', '102']) r(['ip', 'route', 'flush', 'table', t]);
+    const rules = JSON.parse(r(['ip', '-j', 'rule', 'show']).stdout || '[]') as { priority: number }[];
+    for (const rule of rules) if (rule.priority > 0 && rule.priority < 32766) r(['ip', 'rule', 'del', 'priority', String(rule.priority)]);
+    const routes = JSON.parse(r(['ip', '-j', 'route', 'show', 'table', 'main']).stdout || '[]') as { dst: string; protocol?: string; metric?: number }[];
+    for (const route of routes) if (route.dst === 'default' && route.protocol !== 'dhcp') r(['ip', 'route', 'del', 'default', ...(route.metric ? ['metric', String(route.metric)] : [])]);
+    r(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=0', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.fib_multipath_hash_policy=0', 'net.ipv4.conf.all.ignore_routes_with_linkdown=0', 'net.ipv4.conf.wan1.rp_filter=0', 'net.ipv4.conf.wan2.rp_filter=0']);
+    r(['conntrack', '-F']);
+    fs.rmSync(path.join(this.routerRoot, 'run'), { recursive: true, force: true });
+  }
+
+  /** Starts a long-running program in a namespace, detached, logging to a file in the state dir. */
+  startProcess(node: LabNode, argv: readonly string[], logName: string): number {
+    return this.startDetached(node, argv, logName);
+  }
+
+  /** Stops a process this lab started (SIGTERM, then SIGKILL after `graceMs`). */
+  stopProcess(pid: number, graceMs = 3_000): void {
+    if (this.pidsIn(this.namespaces.router).includes(pid) || cmdlineOf(pid).includes(this.dir)) terminate([pid], graceMs);
   }
 
   /** ping from a namespace; true when a reply came back. */
@@ -316,7 +451,7 @@ export class DualWanLab {
    * the LAN reaches it; the lab has no link to the root namespace). Pass it as `sock` to ssh2.
    */
   sshTransport(): Duplex {
-    const child = spawn('ip', ['netns', 'exec', this.namespaces.lan, process.execPath, path.join(HERE, 'lab-client.js'), 'pipe', this.plan.lan.near, '22', '--timeout', '10000'], {
+    const child = spawn('ip', ['netns', 'exec', this.namespaces.lan, process.execPath, path.join(here(), 'lab-client.js'), 'pipe', this.plan.lan.near, '22', '--timeout', '10000'], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.children.add(child);
@@ -430,7 +565,7 @@ export class DualWanLab {
     if (this.ownerPid === null) return undefined;
     const recorded = this.readState()?.pids.watchdog;
     if (recorded !== undefined && processAlive(recorded) && cmdlineOf(recorded).includes(this.dir)) return recorded;
-    const args = [path.join(HERE, 'watchdog.js'), String(this.ownerPid), this.id, path.dirname(this.dir), String(this.maxLifetimeS), this.dir];
+    const args = [path.join(here(), 'watchdog.js'), String(this.ownerPid), this.id, path.dirname(this.dir), String(this.maxLifetimeS), this.dir];
     const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore' });
     child.unref();
     return child.pid;
@@ -489,9 +624,9 @@ export class DualWanLab {
       'monitor3.dualwan.test': p.monitors[1][0],
       'monitor4.dualwan.test': p.monitors[1][1],
     };
-    fs.writeFileSync(config, JSON.stringify({ server: p.server, dns: p.dns, zone, readyFile: ready, maxLifetimeS: this.maxLifetimeS }, null, 2), { mode: 0o600 });
+    fs.writeFileSync(config, JSON.stringify({ server: p.server, stickyServer: p.stickyServer, dns: p.dns, zone, readyFile: ready, maxLifetimeS: this.maxLifetimeS }, null, 2), { mode: 0o600 });
     fs.rmSync(ready, { force: true });
-    const pid = this.startDetached('internet', [process.execPath, path.join(HERE, 'internet-services.js'), config], 'services.log');
+    const pid = this.startDetached('internet', [process.execPath, path.join(here(), 'internet-services.js'), config], 'services.log');
     this.waitFor(() => fs.existsSync(ready), 15_000, `internet services did not start; see ${path.join(this.dir, 'services.log')}`);
     return pid;
   }

@@ -370,28 +370,33 @@ export function renderNatRuleset(spec: NatRulesetSpec): string {
   const lines: string[] = [];
   lines.push(`table ip ${t} {}`, `delete table ip ${t}`, `table ip ${t} {`);
 
+  // Per-packet cost matters (the router forwards every packet through these hooks): an
+  // established packet meets one rule in prerouting and one in forward; marking and NAT happen in
+  // the nat chain, which only sees the first packet of each connection.
   lines.push('  chain prerouting_marks {', '    type filter hook prerouting priority mangle; policy accept;');
-  for (const h of spec.stickyHosts) {
-    check(marks.has(h.mark), `sticky host ${h.destination} uses a mark no WAN has`);
-    lines.push(`    iifname { ${lan} } ip daddr ${prefixOrAddress(h.destination, 'sticky host')} ct state new ct mark set ${hex(h.mark)}`);
-  }
+  if (spec.stickyHosts.length > 0) lines.push(`    ct state new iifname { ${lan} } jump sticky_hosts`);
   if (spec.stickyConnections || spec.stickyHosts.length > 0) {
     lines.push(`    ct mark & ${mask} != 0 meta mark set ct mark & ${mask}`);
   }
   lines.push('  }');
+  if (spec.stickyHosts.length > 0) {
+    lines.push('  chain sticky_hosts {');
+    for (const h of spec.stickyHosts) {
+      check(marks.has(h.mark), `sticky host ${h.destination} uses a mark no WAN has`);
+      lines.push(`    ip daddr ${prefixOrAddress(h.destination, 'sticky host')} ct mark set ${hex(h.mark)}`);
+    }
+    lines.push('  }');
+  }
 
   lines.push('  chain forward_filter {', `    type filter hook forward priority filter; policy ${spec.forwardPolicy};`);
   lines.push('    ct state established,related accept', '    ct state invalid drop', `    iifname { ${lan} } accept`, '  }');
 
-  lines.push('  chain postrouting_marks {', '    type filter hook postrouting priority mangle; policy accept;');
-  for (const w of spec.wans) {
-    lines.push(`    oifname ${nftString(w.interface, `interface of WAN ${w.name}`)} ct mark & ${mask} == 0 ct mark set ${hex(w.mark)} comment "wan ${w.name}"`);
-  }
-  lines.push('  }');
-
   lines.push('  chain postrouting_nat {', '    type nat hook postrouting priority srcnat; policy accept;');
   for (const w of spec.wans) {
-    lines.push(`    oifname ${nftString(w.interface, `interface of WAN ${w.name}`)} masquerade comment "wan ${w.name}"`);
+    const oif = nftString(w.interface, `interface of WAN ${w.name}`);
+    // A connection is marked with the WAN it was NATed out of (unless a sticky host marked it first).
+    lines.push(`    oifname ${oif} ct mark & ${mask} == 0 ct mark set ${hex(w.mark)} comment "mark ${w.name}"`);
+    lines.push(`    oifname ${oif} masquerade comment "wan ${w.name}"`);
   }
   lines.push('  }');
   if (spec.note !== undefined) {

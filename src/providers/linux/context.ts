@@ -45,6 +45,12 @@ export class RouterSession {
     return res;
   }
 
+  /** Replaces a file on the router atomically (one write call). */
+  async writeFile(path: string, content: string, mode: number): Promise<void> {
+    this.writeCount++;
+    await this.shell.writeFile(path, content, mode);
+  }
+
   private failure(argv: Argv, res: ExecResult): RemoteApiError {
     const why = res.timedOut ? 'timed out' : `exited ${String(res.code)}`;
     return new RemoteApiError({
@@ -60,6 +66,8 @@ export class RouterSession {
 export interface WanFacts {
   readonly name: string;
   readonly interface: string;
+  /** Static addresses are baked into the boot script; DHCP ones are read again at boot and on each lease. */
+  readonly addressing: 'static' | 'dhcp';
   /** The WAN's own address on the router. */
   readonly address: string;
   /** Its on-link subnet, e.g. "100.64.1.0/24". */
@@ -73,14 +81,58 @@ export interface WanFacts {
   readonly tier: number;
 }
 
+/**
+ * Where the router keeps what persists, and how its units are managed. A real router uses the
+ * defaults; the namespace lab shares this machine's file system, so it passes a private `fsRoot`
+ * and `systemd: 'offline'` (unit files enabled with `systemctl --root`, nothing started).
+ */
+export interface LinuxRouterOptions {
+  /** Prefix of every file the tool writes on the router ('' on a real router). */
+  readonly fsRoot: string;
+  /** 'live': `systemctl enable --now`, `daemon-reload`; 'offline': `systemctl --root=<fsRoot> enable` only. */
+  readonly systemd: 'live' | 'offline';
+  /** The command that runs dualwan on the router, for the monitor unit's ExecStart. */
+  readonly dualwanCommand: readonly string[];
+}
+
+export const DEFAULT_ROUTER_OPTIONS: LinuxRouterOptions = Object.freeze({
+  fsRoot: '',
+  systemd: 'live',
+  dualwanCommand: Object.freeze(['/usr/local/bin/dualwan']) as readonly string[],
+});
+
 export interface LinuxContext {
   readonly state: DesiredState;
   readonly router: RouterSession;
   readonly wans: readonly WanFacts[];
   readonly lan: { readonly interface: string; readonly subnet: string };
+  readonly options: LinuxRouterOptions;
+  /**
+   * The WANs the running health monitor currently sends new connections through (its fresh
+   * `active-wans` file), or undefined when no monitor runs. The default route follows it, so a
+   * plan never undoes a failover.
+   */
+  readonly monitorActive?: readonly string[];
+  /** Whether the dualwan command the monitor unit runs exists on the router. */
+  readonly runtimeInstalled: boolean;
 }
 
-function networkOf(cidr: string): string {
+/** Where the monitor publishes its active WANs (relative to the file-system root); see persist.ts. */
+const ACTIVE_WANS_PATH = '/run/dualwan/active-wans';
+
+const SAFE_PATH_RE = /^(\/[A-Za-z0-9_.+@-]+)*$/;
+
+function checkOptions(o: LinuxRouterOptions): LinuxRouterOptions {
+  if (!SAFE_PATH_RE.test(o.fsRoot) || o.fsRoot.split('/').includes('..')) {
+    throw new DualwanError('LINUX_FS_ROOT_INVALID', `The router file-system root must be '' or an absolute path of plain characters: ${JSON.stringify(o.fsRoot)}`, { source: 'tool' });
+  }
+  if (o.dualwanCommand.length === 0 || o.dualwanCommand.some((a) => !/^[A-Za-z0-9_.+@/=:-]+$/.test(a))) {
+    throw new DualwanError('LINUX_RUNTIME_INVALID', `The dualwan command on the router must be plain words: ${JSON.stringify(o.dualwanCommand)}`, { source: 'tool' });
+  }
+  return o;
+}
+
+export function networkOf(cidr: string): string {
   const [addr, len] = cidr.split('/') as [string, string];
   const prefix = Number(len);
   const ip = addr.split('.').reduce((acc, p) => acc * 256 + Number(p), 0);
@@ -100,13 +152,25 @@ function interfaceOf(wan: WanSpec): string {
  * Reads what the desired state leaves to the router (DHCP addresses and gateways) and puts
  * everything the handlers need in one place. Read-only.
  */
-export async function buildLinuxContext(state: DesiredState, shell: RemoteShell): Promise<LinuxContext> {
+export async function buildLinuxContext(state: DesiredState, shell: RemoteShell, options: Partial<LinuxRouterOptions> = {}): Promise<LinuxContext> {
+  const opts = checkOptions({ ...DEFAULT_ROUTER_OPTIONS, ...options });
   if (state.backend !== 'linux' || !state.linux) {
     throw new DualwanError('LINUX_BACKEND_MISSING', 'The Linux router handlers need `backend: linux` and a `linux:` section.', { source: 'user' });
   }
   const router = new RouterSession(shell);
   const links = parseIpAddr((await router.read(ipAddrShow())).stdout);
   const mainRoutes = parseIpRoutes((await router.read(ipRouteShow('main'))).stdout);
+  // A DHCP WAN whose client installed no default route of its own still has the gateway we
+  // recorded in its table (the boot script keeps the last known one there).
+  const tableGateways = new Map<number, string>();
+  for (let i = 0; i < state.wans.length; i++) {
+    const wan = state.wans[i]!;
+    if (wan.addressing.mode !== 'dhcp') continue;
+    const table = TABLE_BASE + 1 + i;
+    const res = await router.read(ipRouteShow(table), [0, 1, 2]);
+    const gw = res.code === 0 ? parseIpRoutes(res.stdout).find((r) => r.dst === 'default' && r.gateway !== undefined)?.gateway : undefined;
+    if (gw !== undefined) tableGateways.set(table, gw);
+  }
   const wans = state.wans.map((wan, i): WanFacts => {
     const iface = interfaceOf(wan);
     let cidr: string;
@@ -117,7 +181,9 @@ export async function buildLinuxContext(state: DesiredState, shell: RemoteShell)
     } else {
       const link = links.find((l) => l.ifname === iface);
       const inet = link?.addr_info.find((a) => a.family === 'inet' && a.scope !== 'host');
-      const route = mainRoutes.find((r) => r.dst === 'default' && r.dev === iface && r.gateway !== undefined);
+      const route = mainRoutes.find((r) => r.dst === 'default' && r.dev === iface && r.gateway !== undefined) ?? {
+        gateway: tableGateways.get(TABLE_BASE + 1 + i),
+      };
       if (!inet || !route?.gateway) {
         throw new CapabilityError(
           `WAN ${wan.name} uses DHCP, but ${iface} has ${inet ? 'no default route with a gateway' : 'no IPv4 address'} on the router yet.`,
@@ -131,6 +197,7 @@ export async function buildLinuxContext(state: DesiredState, shell: RemoteShell)
     return {
       name: wan.name,
       interface: iface,
+      addressing: wan.addressing.mode,
       address: cidr.split('/')[0]!,
       subnet: networkOf(cidr),
       gateway,
@@ -145,5 +212,18 @@ export async function buildLinuxContext(state: DesiredState, shell: RemoteShell)
   if (wans.length > MARK_MASK) throw new DualwanError('LINUX_TOO_MANY_WANS', `At most ${MARK_MASK} WANs are supported.`, { source: 'user' });
   const lanIf = state.linux.lanInterface;
   if (!isInterfaceName(lanIf)) throw new DualwanError('LINUX_LAN_INVALID', `linux.lanInterface is not an interface name: ${lanIf}`, { source: 'user' });
-  return { state, router, wans, lan: { interface: lanIf, subnet: networkOf(state.lan.subnet) } };
+  // Fresh (rewritten by the monitor within the last minute) or ignored.
+  const active = await router.read(['find', `${opts.fsRoot}${ACTIVE_WANS_PATH}`, '-maxdepth', '0', '-mmin', '-1', '-exec', 'cat', '{}', ';'], [0, 1]);
+  const names = new Set(wans.map((w) => w.name));
+  const listed = active.code === 0 ? active.stdout.split('\n').map((l) => l.trim()).filter((l) => names.has(l)) : [];
+  const runtime = await router.read(['test', '-x', opts.dualwanCommand[0]!], [0, 1]);
+  return {
+    state,
+    router,
+    wans,
+    lan: { interface: lanIf, subnet: networkOf(state.lan.subnet) },
+    options: opts,
+    ...(listed.length > 0 ? { monitorActive: listed } : {}),
+    runtimeInstalled: runtime.code === 0,
+  };
 }

@@ -132,9 +132,12 @@ describe('nftables', () => {
     const text = renderNatRuleset(spec);
     expect(text.split('\n').slice(0, 3)).toEqual(['table ip dualwan {}', 'delete table ip dualwan', 'table ip dualwan {']);
     expect(text).toContain('oifname "wan1" masquerade comment "wan isp1"');
-    expect(text).toContain('oifname "wan2" ct mark & 0xff == 0 ct mark set 0x2 comment "wan isp2"');
+    expect(text).toContain('oifname "wan2" ct mark & 0xff == 0 ct mark set 0x2 comment "mark isp2"');
     expect(text).toContain('ct mark & 0xff != 0 meta mark set ct mark & 0xff');
-    expect(text).toContain('iifname { "lan0" } ip daddr 203.0.113.7/32 ct state new ct mark set 0x2');
+    expect(text).toContain('ct state new iifname { "lan0" } jump sticky_hosts');
+    expect(text).toContain('ip daddr 203.0.113.7/32 ct mark set 0x2');
+    // Marks are set where NAT is decided: only the first packet of a connection pays for them.
+    expect(text).not.toContain('hook postrouting priority mangle');
     expect(text).toContain('type filter hook forward priority filter; policy drop;');
     expect(text.endsWith('}\n')).toBe(true);
   });
@@ -142,7 +145,7 @@ describe('nftables', () => {
   it('carries a note in a chain nothing jumps to, and counts rules per chain', () => {
     const text = renderNatRuleset({ ...spec, note: 'dualwan ruleset 0123abcd' });
     expect(text).toContain('  chain dualwan_meta {\n    counter comment "dualwan ruleset 0123abcd"\n  }');
-    expect(renderedRuleCounts(text)).toEqual({ prerouting_marks: 2, forward_filter: 3, postrouting_marks: 2, postrouting_nat: 2, dualwan_meta: 1 });
+    expect(renderedRuleCounts(text)).toEqual({ prerouting_marks: 2, sticky_hosts: 1, forward_filter: 3, postrouting_nat: 4, dualwan_meta: 1 });
     expect(() => renderNatRuleset({ ...spec, note: 'x" drop' })).toThrow(CommandArgumentError);
   });
 

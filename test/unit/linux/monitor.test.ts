@@ -41,15 +41,17 @@ describe('a simulated day at 10 % random loss on both WANs', () => {
   it.each(days.map((d) => [d.seed, d]))('seed %i: at most one false failover, and the line is probed as configured', (_seed, d) => {
     expect(d.result.falseFailovers).toBeLessThanOrEqual(1);
     expect(d.result.falseDowns).toBeLessThanOrEqual(1);
-    // Two targets at one probe per second each; a burst after each loss usually stops at its first reply.
+    // One probe per second per WAN (targets in rotation); a burst after each loss usually stops at its first reply.
     const perDay = d.result.probesSent.isp1 ?? 0;
-    expect(perDay).toBeGreaterThan(172_800);
-    expect(perDay).toBeLessThan(172_800 * 1.25);
+    expect(perDay).toBeGreaterThan(86_400);
+    expect(perDay).toBeLessThan(86_400 * 1.25);
+    // ≤ OPNsense's ~150 MB a month on an always-probed link (anchors.md §B).
+    expect((d.result.probeBytes.isp1 ?? 0) * 30).toBeLessThan(150_000_000 * 1.15);
   });
 
   it('replays a whole day quickly (well under a few seconds each, even on a loaded machine)', () => {
     for (const d of days) expect(d.ms).toBeLessThan(15_000);
-    expect(days[0]!.result.steps).toBeGreaterThan(500_000);
+    expect(days[0]!.result.steps).toBeGreaterThan(250_000);
   });
 
   it('beats the naive fast checker it replaces by orders of magnitude (analytic p^N(1-p) rate: ~390 a day)', () => {
@@ -60,23 +62,25 @@ describe('a simulated day at 10 % random loss on both WANs', () => {
 });
 
 describe('black hole detection (link up, every packet dropped upstream)', () => {
-  it('takes the WAN out of the route within 1.5 s at every probe phase', () => {
+  it('takes the WAN out of the route within 1.9 s at every probe phase, 1.5 s at the median', () => {
     const stats = blackholeDetection({ seed: 11, phases: 50 });
     expect(stats.missed).toBe(0);
-    expect(stats.max).toBeLessThanOrEqual(1_500);
+    // One probe a second: up to 1 s until the next probe, 250 ms until it counts lost, 600 ms of burst.
+    expect(stats.max).toBeLessThanOrEqual(1_900);
+    expect(stats.median).toBeLessThanOrEqual(1_500);
     // Never before the first probe could have been lost and a burst confirmed it.
     expect(stats.min).toBeGreaterThanOrEqual(T.lossTimeoutMs + (T.confirmProbes - 1) * T.confirmIntervalMs + T.lossTimeoutMs);
   });
 
-  it('still detects within 1.5 s on a line that also has 10 % random loss', () => {
+  it('still detects within 2 s on a line that also has 10 % random loss', () => {
     const stats = blackholeDetection({ seed: 12, phases: 50, lossPercent: 10 });
     expect(stats.missed).toBe(0);
-    expect(stats.max).toBeLessThanOrEqual(1_500);
+    expect(stats.max).toBeLessThanOrEqual(2_000);
   });
 
   it('is faster still with the fast profile', () => {
     const fast = timingsFromProfile({ name: 'fast', intervalMs: 500, lossDownPercent: 20, latencyHighMs: 300, failbackAfterSeconds: 10 });
-    expect(blackholeDetection({ seed: 13, phases: 25, timings: fast }).max).toBeLessThanOrEqual(1_200);
+    expect(blackholeDetection({ seed: 13, phases: 25, timings: fast }).max).toBeLessThanOrEqual(1_400);
   });
 });
 
@@ -170,15 +174,15 @@ describe('tiers and the metered standby', () => {
     const run = simulate({ seed: 42, durationMs: 400_000, wans: [{ ...standby[0]!, outages: [{ fromMs: 100_000, toMs: 200_000 }] }, standby[1]!] });
     const routing = run.events.filter((e): e is Extract<MonitorEvent, { type: 'routing' }> => e.type === 'routing');
     expect(routing.map((r) => r.active)).toEqual([['isp2'], ['isp1']]);
-    expect(routing[0]!.at - 100_000).toBeLessThanOrEqual(1_500);
+    expect(routing[0]!.at - 100_000).toBeLessThanOrEqual(1_900);
     expect(routing[1]!.at - 200_000).toBeGreaterThanOrEqual(T.failbackStableMs);
   });
 
   it('stops growing probe traffic once the budget is spent', () => {
-    const tiny: SimWan[] = [standby[0]!, { ...standby[1]!, probeBudgetMBPerMonth: 0.01 }];
+    const tiny: SimWan[] = [standby[0]!, { ...standby[1]!, probeBudgetMBPerMonth: 0.004 }];
     const run = simulate({ seed: 43, durationMs: DAY, wans: tiny });
     expect(run.events.some((e) => e.type === 'probe-budget-exhausted' && e.wan === 'isp2')).toBe(true);
-    expect(run.probesSent.isp2 ?? 0).toBeLessThan(10_000 / 96 + DAY / T.meteredMaxIntervalMs + 20);
+    expect(run.probesSent.isp2 ?? 0).toBeLessThan(4_000 / T.probeWireBytes + DAY / T.meteredMaxIntervalMs + 20);
   });
 });
 
@@ -261,7 +265,7 @@ describe('configuration', () => {
     } as unknown as DesiredState;
     const config = monitorConfigFromDesired(desired);
     expect(config.timings.failbackStableMs).toBe(60_000);
-    expect(config.timings.perTargetIntervalMs).toBe(1_000);
+    expect(config.timings.probeIntervalMs).toBe(1_000);
     expect(config.wans.map((w) => [w.name, w.tier, w.metered])).toEqual([
       ['isp', 1, false],
       ['hotspot', 2, true],

@@ -78,9 +78,10 @@ describe('desired values', () => {
     });
   });
 
-  it('gives each WAN a table with its link, the LAN and its default', async () => {
+  it('gives each WAN a table with its link, the LAN, its default and an unreachable fallback', async () => {
     const [t1] = routeTableHandler.desired(await context());
-    expect(t1!.value.routes.map(routeKey)).toEqual(['100.64.1.0/24 dev wan1 src 100.64.1.2', '192.168.77.0/24 dev lan0', 'default via 100.64.1.1 dev wan1']);
+    // The fallback keeps a WAN's own traffic (probes, sticky hosts) from leaking out of the other WAN when its link is down.
+    expect(t1!.value.routes.map(routeKey)).toEqual(['100.64.1.0/24 dev wan1 src 100.64.1.2', '192.168.77.0/24 dev lan0', 'default via 100.64.1.1 dev wan1', 'unreachable default metric 65535']);
   });
 
   it('routes by source address and by connection mark', async () => {
@@ -110,10 +111,10 @@ describe('desired values', () => {
     const b = desiredNatTable(await context(labDesiredState(plan, 'SHA256:x', { stickyHosts: [{ destination: '198.51.100.77/32', wan: 'isp2' }] })));
     expect(a.fingerprint).toMatch(/^[0-9a-f]{16}$/);
     expect(b.fingerprint).not.toBe(a.fingerprint);
-    expect(b.ruleset).toContain('ip daddr 198.51.100.77/32 ct state new ct mark set 0x2');
+    expect(b.ruleset).toContain('ip daddr 198.51.100.77/32 ct mark set 0x2');
     expect(a.ruleset).toContain(`counter comment "dualwan ruleset ${a.fingerprint!}"`);
     expect(a.rulesPerChain).toEqual(renderedRuleCounts(a.ruleset));
-    expect(a.rulesPerChain.postrouting_nat).toBe(2);
+    expect(a.rulesPerChain.postrouting_nat).toBe(4);
   });
 });
 

@@ -5,9 +5,8 @@
  * (simulate.ts) drive the very same code, and the state is a bounded summary of the probe history.
  *
  * How it decides (the figures it is designed against are in shared/research/linux-lab.md §2):
- * - Steady probing is slow: each target once per `perTargetIntervalMs` (the profile's interval,
- *   like one dpinger per monitor IP), targets in rotation, so a WAN with two targets is probed
- *   twice a second.
+ * - Steady probing is slow: one probe per WAN per `probeIntervalMs` (the profile's interval,
+ *   like dpinger's one probe per interval), its targets in rotation.
  * - One lost probe proves little (a 10 %-lossy line loses one every 5 s), so it does not count
  *   against the WAN; it starts a short confirmation burst over all targets. Only when the trigger
  *   and every burst probe go unanswered (7 in a row across ≥ 2 targets, p⁷ = 10⁻⁷ at 10 % loss)
@@ -36,8 +35,12 @@ const INFINITY = Number.POSITIVE_INFINITY;
 export type WanStatus = 'up' | 'suspect' | 'down' | 'recovering';
 
 export interface MonitorTimings {
-  /** Each target is probed once per this interval while healthy (the profile's `intervalMs`). */
-  readonly perTargetIntervalMs: number;
+  /**
+   * Each WAN is probed once per this interval while healthy, its targets in rotation (the
+   * profile's `intervalMs`; dpinger likewise sends one probe per interval per gateway). At the 1 s
+   * default and 56 bytes a probe that is ~145 MB a month, within OPNsense's ~150 MB.
+   */
+  readonly probeIntervalMs: number;
   /** A probe with no reply after this long counts as lost (floor of the adaptive timeout). */
   readonly lossTimeoutMs: number;
   /** Ceiling of the adaptive timeout (3 × smoothed RTT). */
@@ -59,7 +62,7 @@ export interface MonitorTimings {
   readonly lossWindowMinSamples: number;
   /** Replies later than this are no longer matched to their probe. */
   readonly lateReplyMs: number;
-  /** Bytes on the wire per probe and its reply (IPv4 + ICMP echo with a 16-byte payload, both ways, rounded up). */
+  /** IP bytes per probe and its reply: 20 (IPv4) + 8 (ICMP echo, no payload), both ways. */
   readonly probeWireBytes: number;
   /** Share of a metered WAN's monthly probe budget planned for steady probing (the rest absorbs bursts). */
   readonly meteredBudgetShare: number;
@@ -71,7 +74,7 @@ export interface MonitorTimings {
 }
 
 export const DEFAULT_MONITOR_TIMINGS: MonitorTimings = Object.freeze({
-  perTargetIntervalMs: 1_000,
+  probeIntervalMs: 1_000,
   lossTimeoutMs: 250,
   maxLossTimeoutMs: 1_000,
   confirmProbes: 6,
@@ -85,7 +88,7 @@ export const DEFAULT_MONITOR_TIMINGS: MonitorTimings = Object.freeze({
   lossWindowMs: 120_000,
   lossWindowMinSamples: 120,
   lateReplyMs: 3_000,
-  probeWireBytes: 96,
+  probeWireBytes: 56,
   meteredBudgetShare: 0.8,
   meteredMinIntervalMs: 15_000,
   meteredMaxIntervalMs: 600_000,
@@ -97,7 +100,7 @@ export const DEFAULT_MONITOR_TIMINGS: MonitorTimings = Object.freeze({
 export function timingsFromProfile(profile: MonitorProfile, base: MonitorTimings = DEFAULT_MONITOR_TIMINGS): MonitorTimings {
   return {
     ...base,
-    perTargetIntervalMs: profile.intervalMs,
+    probeIntervalMs: profile.intervalMs,
     lossDownPercent: profile.lossDownPercent,
     failbackStableMs: profile.failbackAfterSeconds * 1_000,
   };
@@ -292,8 +295,32 @@ export function initialMonitorState(config: MonitorConfig, now: number): Monitor
   return { now, nextSeq: 1, wans, active: routing.active, noViableWan: routing.noViable };
 }
 
-function steadyIntervalMs(config: MonitorConfig, wan: MonitoredWan): number {
-  return mMax(50, mFloor(config.timings.perTargetIntervalMs / wan.targets.length));
+/**
+ * The starting state of a monitor that (re)starts while some WANs are out of the default route
+ * (a restart after a failover): those begin `down`, so they must earn their way back through the
+ * stable window instead of being trusted blindly. `budgetSpent` restores this month's probe bytes
+ * of metered WANs, kept on disk across restarts.
+ */
+export function resumeMonitorState(
+  config: MonitorConfig,
+  now: number,
+  resume: { readonly down?: readonly string[]; readonly budgetSpent?: Readonly<Record<string, { readonly periodStart: number; readonly bytes: number }>> },
+): MonitorState {
+  const s = initialMonitorState(config, now);
+  const down = resume.down ?? [];
+  const wans = s.wans.map((w): WanMonitorState => {
+    const spent = resume.budgetSpent?.[w.name];
+    let x: WanMonitorState = w;
+    if (spent && spent.periodStart === w.budgetPeriod.start && spent.bytes > 0) x = { ...x, budgetSpentBytes: spent.bytes };
+    if (down.includes(w.name)) x = { ...x, status: 'down', since: now, nextProbeAt: now, wakeAt: now };
+    return x;
+  });
+  const routing = chooseActive(config, wans, s.active);
+  return { ...s, wans, active: routing.active, noViableWan: routing.noViable };
+}
+
+function steadyIntervalMs(config: MonitorConfig, _wan: MonitoredWan): number {
+  return mMax(50, config.timings.probeIntervalMs);
 }
 
 /** Interval between probes of a metered WAN that keeps a month of probing within its budget. */

@@ -202,7 +202,7 @@ export interface BlackholeStats {
  */
 export function blackholeDetection(options: { seed: number; phases: number; lossPercent?: number; timings?: MonitorTimings }): BlackholeStats {
   const timings = options.timings ?? DEFAULT_MONITOR_TIMINGS;
-  const interval = timings.perTargetIntervalMs / 2;
+  const interval = timings.probeIntervalMs;
   const samples: number[] = [];
   let missed = 0;
   for (let k = 0; k < options.phases; k++) {

@@ -25,12 +25,22 @@ export interface RouteTableValue {
 
 /** One comparable line per route: destination, gateway, device, source. */
 export function routeKey(r: RouteSpec): string {
-  return [r.dst, r.via && `via ${r.via}`, r.dev && `dev ${r.dev}`, r.src && `src ${r.src}`].filter(Boolean).join(' ');
+  const type = r.type !== undefined && r.type !== 'unicast' ? r.type : undefined;
+  return [type, r.dst, r.via && `via ${r.via}`, r.dev && `dev ${r.dev}`, r.src && `src ${r.src}`, type && r.metric !== undefined && `metric ${r.metric}`].filter(Boolean).join(' ');
 }
 
 function fromIpRoute(r: IpRoute, table: number): RouteSpec {
-  return { dst: r.dst, table, via: r.gateway, dev: r.dev, src: r.prefsrc };
+  const type = r.type === 'unreachable' || r.type === 'blackhole' || r.type === 'prohibit' ? r.type : undefined;
+  return { dst: r.dst, table, via: r.gateway, dev: r.dev, src: r.prefsrc, ...(type ? { type, metric: r.metric } : {}) };
 }
+
+/**
+ * The last resort of a WAN's table: when the WAN's own default is ignored (link down, with
+ * ignore_routes_with_linkdown), traffic that must use this WAN — its probes, sticky hosts — gets
+ * "unreachable" instead of falling through to the main table and leaking out of the other WAN,
+ * where it would be NATed to the wrong address and make a dead line look alive.
+ */
+export const WAN_TABLE_FALLBACK_METRIC = 65535;
 
 /** A table's routes; a table that was never created reads as empty (ip exits 2: "FIB table does not exist"). */
 async function readTable(ctx: LinuxContext, table: number): Promise<IpRoute[]> {
@@ -47,6 +57,7 @@ function tableRoutes(ctx: LinuxContext, w: WanFacts): RouteSpec[] {
     { dst: w.subnet, table: w.table, dev: w.interface, src: w.address, scope: 'link' },
     { dst: ctx.lan.subnet, table: w.table, dev: ctx.lan.interface, scope: 'link' },
     { dst: 'default', table: w.table, via: w.gateway, dev: w.interface },
+    { dst: 'default', table: w.table, type: 'unreachable', metric: WAN_TABLE_FALLBACK_METRIC },
   ];
 }
 
@@ -64,7 +75,7 @@ export const routeTableHandler: ResourceHandler<LinuxContext, RouteTableValue, R
   async observe(ctx, desired) {
     const out = [];
     for (const d of desired) {
-      const routes = (await readTable(ctx, d.value.table)).filter((r) => (r.type ?? 'unicast') === 'unicast');
+      const routes = (await readTable(ctx, d.value.table)).filter((r) => ['unicast', 'unreachable', 'blackhole', 'prohibit'].includes(r.type ?? 'unicast'));
       if (routes.length > 0) out.push({ address: d.address, value: { wan: d.value.wan, table: d.value.table, routes: routes.map((r) => fromIpRoute(r, d.value.table)) } });
     }
     return out;
@@ -79,8 +90,12 @@ export const routeTableHandler: ResourceHandler<LinuxContext, RouteTableValue, R
     const have = new Set((observed?.routes ?? []).map(routeKey));
     // Add or overwrite first, then remove leftovers, so the table never lacks its default route.
     for (const r of want.routes) if (!have.has(routeKey(r))) await ctx.router.write(ipRouteReplace(r));
-    const wantedDst = new Set(want.routes.map((r) => r.dst));
-    for (const r of observed?.routes ?? []) if (!wantedDst.has(r.dst)) await ctx.router.write(ipRouteDelete({ dst: r.dst, table: want.table }));
+    const wanted = new Set(want.routes.map(routeKey));
+    const wantedDst = new Set(want.routes.map((r) => `${r.type ?? 'unicast'} ${r.dst} ${r.metric ?? 0}`));
+    for (const r of observed?.routes ?? []) {
+      if (wanted.has(routeKey(r)) || wantedDst.has(`${r.type ?? 'unicast'} ${r.dst} ${r.metric ?? 0}`)) continue;
+      await ctx.router.write(ipRouteDelete({ dst: r.dst, table: want.table, ...(r.type ? { type: r.type } : {}), ...(r.metric !== undefined ? { metric: r.metric } : {}) }));
+    }
     const back = (await readTable(ctx, want.table)).map((r) => fromIpRoute(r, want.table));
     return { wan: want.wan, table: want.table, routes: back };
   },
@@ -172,13 +187,31 @@ export interface DefaultRouteValue {
   readonly nexthops: readonly { readonly via: string; readonly dev: string; readonly weight: number }[];
 }
 
-/** The WANs new connections use: those of the best (lowest) tier. */
+/**
+ * The WANs new connections use: those the running health monitor reports healthy, or, when no
+ * monitor runs, those of the best (lowest) tier.
+ */
 export function activeWans(ctx: LinuxContext): WanFacts[] {
+  if (ctx.monitorActive && ctx.monitorActive.length > 0) {
+    const fromMonitor = ctx.wans.filter((w) => ctx.monitorActive!.includes(w.name));
+    if (fromMonitor.length > 0) return fromMonitor;
+  }
   const tier = Math.min(...ctx.wans.map((w) => w.tier));
   return ctx.wans.filter((w) => w.tier === tier);
 }
 
-function observedDefault(routes: readonly IpRoute[]): DefaultRouteValue | undefined {
+/** The next hops of the default route over these WANs (what the boot script and the monitor write too). */
+export function defaultNexthops(active: readonly Pick<WanFacts, 'gateway' | 'interface' | 'weight'>[]): DefaultRouteValue['nexthops'] {
+  return active.map((w) => ({ via: w.gateway, dev: w.interface, weight: active.length === 1 ? 1 : w.weight }));
+}
+
+/** `ip route replace` argv for the default route over these next hops: one atomic change. */
+export function defaultRouteSpec(hops: DefaultRouteValue['nexthops']): RouteSpec {
+  const only = hops.length === 1 ? hops[0] : undefined;
+  return only ? { dst: 'default', proto: 'static', via: only.via, dev: only.dev } : { dst: 'default', proto: 'static', nexthops: hops };
+}
+
+export function observedDefault(routes: readonly IpRoute[]): DefaultRouteValue | undefined {
   // Ours has no metric; a DHCP client's own default routes carry one and are left alone.
   const r = routes.find((x) => x.dst === 'default' && (x.metric === undefined || x.metric === 0));
   if (!r) return undefined;
@@ -194,7 +227,7 @@ export const defaultRouteHandler: ResourceHandler<LinuxContext, DefaultRouteValu
   kind: 'linux.default-route',
   desired(ctx) {
     const active = activeWans(ctx);
-    const nexthops = active.map((w) => ({ via: w.gateway, dev: w.interface, weight: active.length === 1 ? 1 : w.weight }));
+    const nexthops = defaultNexthops(active);
     return [
       {
         address: 'linux.default-route/main',
@@ -220,10 +253,7 @@ export const defaultRouteHandler: ResourceHandler<LinuxContext, DefaultRouteValu
     };
   },
   async apply(ctx, change) {
-    const hops = change.desired.nexthops;
-    const only = hops.length === 1 ? hops[0] : undefined;
-    const spec: RouteSpec = only ? { dst: 'default', proto: 'static', via: only.via, dev: only.dev } : { dst: 'default', proto: 'static', nexthops: hops };
-    await ctx.router.write(ipRouteReplace(spec));
+    await ctx.router.write(ipRouteReplace(defaultRouteSpec(change.desired.nexthops)));
     return observedDefault(parseIpRoutes((await ctx.router.read(ipRouteShow('main'))).stdout)) ?? { nexthops: [] };
   },
 };
