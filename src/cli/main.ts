@@ -48,6 +48,25 @@ export async function main(argv: readonly string[]): Promise<number> {
     .action(run(() => (require('./commands/plan-apply') as typeof import('./commands/plan-apply')).applyCommand));
 
   program
+    .command('verify')
+    .description('failover drill: break one WAN, measure detection, failover and failback, check DNS through each WAN, restore (Linux backend)')
+    .addOption(configOpt())
+    .option('--wan <name>', 'the WAN to break (default: the first in dualwan.yaml)')
+    .option('--hold <seconds>', 'keep the WAN broken this long after the failover', '3')
+    .option('-y, --yes', 'run without asking', false)
+    .option('--json', 'print the report as JSON', false)
+    .option('--trust-on-first-use', 'pin a host key seen for the first time without asking', false)
+    .action(run(() => (require('./commands/verify') as typeof import('./commands/verify')).verifyCommand));
+
+  program
+    .command('monitor')
+    .description('the health monitor daemon that runs on a Linux router (started by its systemd unit)')
+    .option('-c, --config <file>', 'the monitor configuration written by dualwan apply', '/etc/dualwan/monitor.json')
+    .option('--webhook <url>', 'POST each event as JSON to this URL (default $DUALWAN_MONITOR_WEBHOOK)')
+    .option('--duration <seconds>', 'stop after this many seconds (default: until SIGTERM)')
+    .action(run(() => (require('./commands/monitor') as typeof import('./commands/monitor')).monitorCommand));
+
+  program
     .command('doctor')
     .description('read-only checks of the configuration, the host and the router, each with a remedy')
     .addOption(configOpt())

@@ -4,11 +4,13 @@ import type { ApplyReport, Plan } from '../core/plan';
 import { applyPlan, makePlan, observe } from '../plan/engine';
 import { desiredHash, proxmoxStage } from './router-vm';
 import { opnsenseStage } from './opnsense';
+import { linuxStage } from './linux';
 import type { PlanSet, Stage, StageEnv, StageSession } from './stage';
 
 /** The stages of a backend, in the order they are applied. */
 export function stagesFor(state: DesiredState): Stage[] {
   if (state.backend === 'opnsense-vm') return [proxmoxStage(), opnsenseStage()];
+  if (state.backend === 'linux') return [linuxStage()];
   throw new DualwanError('BACKEND_NOT_AVAILABLE', `The '${state.backend}' backend cannot be applied by this version of dualwan yet.`, {
     source: 'user',
     remedy: 'Use backend: opnsense-vm, or a newer dualwan.',

@@ -64,10 +64,14 @@ export async function demoCommand(o: GlobalOptions & { keep?: boolean }): Promis
     if (host.contractViolations.length) throw new Error(`the demo sent ${host.contractViolations.length} request(s) the Proxmox schemas reject`);
     if (router.controls.contractViolations.length) throw new Error(`the demo sent ${router.controls.contractViolations.length} request(s) the OPNsense catalogue rejects`);
 
+    heading('5. The plain-Linux backend, for real, in network namespaces');
+    const lab = require('../../../test/lab/demo') as typeof import('../../../test/lab/demo');
+    say(await lab.runLinuxLabDemo(say));
+
     heading('Next');
     say('The router VM runs and OPNsense has both WAN gateways monitored, the failover group, outbound NAT and');
-    say('the LAN rules. Still to come in dualwan: the unattended OPNsense bootstrap (seed config through the');
-    say('serial console), `dualwan verify` (a measured failover drill) and `dualwan setup` (the wizard).');
+    say('the LAN rules. Still to come in dualwan: the serial-console bootstrap run by apply (built and tested,');
+    say('docs/bootstrap.md), `dualwan verify` on OPNsense, and `dualwan setup` (the wizard).');
     if (o.keep) say(`\nThe demo files are in ${dir}.`);
     return code;
   } finally {
