@@ -37,6 +37,10 @@ export function writePlaybookFor(double: Pick<ProxmoxDouble, 'port'>, dir: strin
   const doc = parseDocument(fs.readFileSync(path.join(packageRoot(), 'playbooks', playbook), 'utf8'));
   doc.setIn(['proxmox', 'host'], '127.0.0.1');
   doc.setIn(['proxmox', 'port'], double.port);
+  // Never let a test or the demo reach for the playbook's LAN address: OPNsense is on loopback
+  // (a closed port unless `edit` points it at a simulated router).
+  doc.setIn(['opnsense', 'host'], '127.0.0.1');
+  doc.setIn(['opnsense', 'port'], 1);
   edit?.(doc);
   const file = path.join(dir, 'dualwan.yaml');
   fs.writeFileSync(file, doc.toString());

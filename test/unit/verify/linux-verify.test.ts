@@ -73,8 +73,12 @@ describe('runLinuxVerify', () => {
     const r = await runLinuxVerify(deps);
     expect(r.problems).toEqual([]);
     expect(r.behaved).toBe(true);
-    expect(r.detectionMs).toBe(300);
-    expect(r.failbackMs).toBe(400);
+    // The fake world changes state on wall-clock timers: on a loaded machine a timer can fire a
+    // little late, never early.
+    expect(r.detectionMs).toBeGreaterThanOrEqual(300);
+    expect(r.detectionMs).toBeLessThan(450);
+    expect(r.failbackMs).toBeGreaterThanOrEqual(400);
+    expect(r.failbackMs).toBeLessThan(550);
     expect(r.dns.map((d) => [d.wan, d.ok])).toEqual([
       ['isp1', true],
       ['isp2', true],
