@@ -6,6 +6,7 @@ import type { DesiredState } from '../../../src/core/desired';
 import { layoutOf } from '../../../src/providers/opnsense/layout';
 import { startOpnsenseDouble, type OpnsenseDouble, type OpnsenseDoubleOptions, type RouterSeed } from './server';
 import type { IfaceConf, Lease } from './state';
+import { packageRoot } from '../proxmox/simulated-host';
 
 /**
  * The simulated OPNsense router used by `dualwan demo`, the component tests and the bench: the
@@ -37,14 +38,7 @@ export interface SimulatedRouter {
   close(): Promise<void>;
 }
 
-export function packageRoot(start = __dirname): string {
-  let dir = start;
-  for (let i = 0; i < 12; i++) {
-    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'playbooks'))) return dir;
-    dir = path.dirname(dir);
-  }
-  throw new Error(`no package root above ${start}`);
-}
+export { packageRoot };
 
 export function loadPlaybookState(name = 'hotspot-failover.yaml'): DesiredState {
   const r = loadConfigFile(path.join(packageRoot(), 'playbooks', name));
