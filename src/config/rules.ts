@@ -418,6 +418,26 @@ function defaultNote(written: boolean): string {
 }
 
 /** Each monitor IP probes exactly one gateway: dpinger's host route sends an IP through one WAN only. */
+/** The Linux monitor probes two targets per WAN, so that one unreachable host cannot fail a line. */
+export const linuxMonitorTargets: Rule = (ctx) => {
+  if (ctx.state.backend !== 'linux') return [];
+  const out: Diagnostic[] = [];
+  ctx.state.wans.forEach((w, wi) => {
+    if (w.monitorIps.length >= 2) return;
+    const written = ctx.written.wans[wi]?.monitorIps !== undefined;
+    out.push(
+      finding(
+        ctx,
+        written ? ['wans', wi, 'monitorIps'] : ['wans', wi],
+        'RULE_MONITOR_TARGETS_TOO_FEW',
+        `WAN ${w.name} has ${w.monitorIps.length} monitor IP${w.monitorIps.length === 1 ? '' : 's'}${defaultNote(written)}; the Linux health monitor needs at least two per WAN.`,
+        `List two addresses reached through this line, e.g. monitorIps: [${[...w.monitorIps, unusedPublicAddress(ctx.state)].slice(0, 2).join(', ')}]: with one target, a single unreachable host would take the whole line out of service.`,
+      ),
+    );
+  });
+  return out;
+};
+
 export const monitorIpsUnique: Rule = (ctx) => {
   const seen = new Map<string, { wan: number; index: number }>();
   const out: Diagnostic[] = [];
@@ -765,6 +785,7 @@ export const RULES: readonly RuleEntry[] = [
     codes: ['RULE_LAN_COMMON_RANGE'],
   },
   { name: 'lanNotCgnat', rule: lanNotCgnat, checks: `The LAN is outside the carrier-grade NAT block ${CGNAT_RANGE}.`, codes: ['RULE_LAN_CGNAT'] },
+  { name: 'linuxMonitorTargets', rule: linuxMonitorTargets, checks: 'With the linux backend, every WAN has at least two monitor IPs.', codes: ['RULE_MONITOR_TARGETS_TOO_FEW'] },
   { name: 'monitorIpsUnique', rule: monitorIpsUnique, checks: 'Every monitor IP belongs to one WAN only.', codes: ['RULE_MONITOR_IP_DUPLICATE'] },
   { name: 'monitorIpsNotDns', rule: monitorIpsNotDns, checks: "No monitor IP is also a WAN's DNS server.", codes: ['RULE_MONITOR_IP_IS_DNS'] },
   { name: 'dnsServersDistinct', rule: dnsServersDistinct, checks: 'Every DNS server is listed under one WAN only.', codes: ['RULE_DNS_SERVER_DUPLICATE'] },

@@ -32,9 +32,11 @@ linux:
 wans:
   - name: line1
     uplink: { type: interface, interface: eth1 }
+    monitorIps: [1.1.1.1, 8.8.4.4]
     weight: 2
   - name: line2
     uplink: { type: interface, interface: eth2 }
+    monitorIps: [9.9.9.9, 208.67.222.222]
 lan:
   uplink: { type: interface, interface: eth0 }
 policy:

@@ -377,3 +377,21 @@ describe('staticGatewayInSubnet / staticGatewaysDistinct', () => {
     expect(d.location).toEqual(pos(text, '203.0.113.1 }', 2));
   });
 });
+
+describe('linuxMonitorTargets', () => {
+  it('asks for two monitor IPs per WAN on the linux backend, at the list, with an example', () => {
+    const text = edit(LINUX_BASE, 'monitorIps: [9.9.9.9, 208.67.222.222]', 'monitorIps: [9.9.9.9]');
+    const d = only(load(text), 'RULE_MONITOR_TARGETS_TOO_FEW');
+    expect(d.location).toEqual(pos(text, '[9.9.9.9]'));
+    expect(d.message).toBe('WAN line2 has 1 monitor IP; the Linux health monitor needs at least two per WAN.');
+    expect(d.remedy).toMatch(/monitorIps: \[9\.9\.9\.9, [0-9.]+\]/);
+  });
+
+  it('points at the WAN when the single monitor IP is a default, and leaves the OPNsense backend alone', () => {
+    const text = edit(LINUX_BASE, '    monitorIps: [1.1.1.1, 8.8.4.4]\n', '');
+    const d = only(load(text), 'RULE_MONITOR_TARGETS_TOO_FEW');
+    expect(d.message).toContain('(the default for its position)');
+    expect(d.location?.line).toBe(pos(text, '- name: line1').line);
+    expect(errors(load(VM_BASE))).toEqual([]);
+  });
+});
