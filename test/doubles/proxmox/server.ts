@@ -190,6 +190,15 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
   let dropNext: false | { method?: string } = false;
   const sockets = new Set<Socket>();
   const pendingTimers = new Set<NodeJS.Timeout>();
+  /** Runs `fn` after `delayMs` (at once for 0), on a timer that close() cancels. */
+  const later = (delayMs: number, fn: () => void) => {
+    if (delayMs <= 0) return fn();
+    const t = setTimeout(() => {
+      pendingTimers.delete(t);
+      fn();
+    }, delayMs);
+    pendingTimers.add(t);
+  };
 
   const recordViolations = (method: string, path: string, params: Params, ua: string) => {
     for (const v of ['8.4', '9.1'] as const) {
@@ -224,13 +233,7 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
       res.writeHead(status, reason, headers);
       res.end(text);
     };
-    if (delayMs > 0) {
-      const t = setTimeout(() => {
-        pendingTimers.delete(t);
-        write();
-      }, delayMs);
-      pendingTimers.add(t);
-    } else write();
+    later(delayMs, write);
   };
 
   const firstLine = (m: string) => (m.split('\n')[0] ?? '').replace(/\r/g, '') || 'Internal Server Error';
@@ -366,13 +369,7 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
       if (socket.destroyed) return;
       socket.end(`HTTP/1.1 ${status} ${reason.replace(/[^\x20-\x7e]/g, '?')}\r\nContent-Type: ${CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
     };
-    if (delayMs > 0) {
-      const t = setTimeout(() => {
-        pendingTimers.delete(t);
-        write();
-      }, delayMs);
-      pendingTimers.add(t);
-    } else write();
+    later(delayMs, write);
   };
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);

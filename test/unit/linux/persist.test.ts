@@ -3,38 +3,16 @@ import { buildLinuxContext, type LinuxContext } from '../../../src/providers/lin
 import { monitorExecStart, renderRestoreScript, routerFiles, ROUTER_PATHS } from '../../../src/providers/linux/persist';
 import { parseMonitorDaemonConfig } from '../../../src/providers/linux/monitor/config';
 import { routerFileHandler, sha256, unitHandler } from '../../../src/providers/linux/resources';
-import type { Argv } from '../../../src/providers/linux/shell';
-import type { ExecOptions, ExecResult, RemoteShell } from '../../../src/providers/linux/ssh';
+import { CannedShell, LAB_ROUTER_ADDR as ADDR } from '../../helpers/canned-shell';
 import { ADDRESS_PLANS } from '../../lab/addressing';
 import { labDesiredState } from '../../lab/desired';
 
-class Shell implements RemoteShell {
-  readonly target = 'root@router:22';
-  readonly calls: string[] = [];
-  constructor(private readonly answers: Record<string, string>) {}
-  async exec(argv: Argv, _o?: ExecOptions): Promise<ExecResult> {
-    const key = argv.join(' ');
-    this.calls.push(key);
-    const out = this.answers[key];
-    return { code: out === undefined ? 1 : 0, stdout: out ?? '', stderr: '', timedOut: false, truncated: false, durationMs: 1 };
-  }
-  async writeFile(): Promise<void> {}
-  async readFile(): Promise<string | undefined> {
-    return undefined;
-  }
-  async close(): Promise<void> {}
-}
-
 const plan = ADDRESS_PLANS[0]!;
-const ADDR =
-  '[{"ifindex":2,"ifname":"lan0","flags":["UP"],"addr_info":[{"family":"inet","local":"192.168.77.1","prefixlen":24,"scope":"global"}]},' +
-  '{"ifindex":3,"ifname":"wan1","flags":["UP"],"addr_info":[{"family":"inet","local":"100.64.1.2","prefixlen":24,"scope":"global"}]},' +
-  '{"ifindex":4,"ifname":"wan2","flags":["UP"],"addr_info":[{"family":"inet","local":"100.64.2.2","prefixlen":24,"scope":"global"}]}]';
 const ROUTES = '[{"dst":"default","gateway":"100.64.2.1","dev":"wan2","protocol":"dhcp","metric":1025,"flags":[]}]';
 
 async function context(dhcp: (0 | 1)[] = [1], fsRoot = '/tmp/lab-root'): Promise<LinuxContext> {
   const state = labDesiredState(plan, 'SHA256:x', {}, { dhcpWans: dhcp });
-  return buildLinuxContext(state, new Shell({ 'ip -j addr show': ADDR, 'ip -j route show table main': ROUTES }), { fsRoot, systemd: 'offline', dualwanCommand: ['/usr/bin/node', '/opt/dualwan/monitor.js'] });
+  return buildLinuxContext(state, new CannedShell({ 'ip -j addr show': ADDR, 'ip -j route show table main': ROUTES }), { fsRoot, systemd: 'offline', dualwanCommand: ['/usr/bin/node', '/opt/dualwan/monitor.js'] });
 }
 
 describe('the boot script', () => {
