@@ -25,6 +25,7 @@ import { Duplex } from 'node:stream';
 import { CutoverRevertedError, guardedCutover } from '../../src/cutover/cutover';
 import { connectSsh, type RemoteShell } from '../../src/providers/linux/ssh';
 import { describeIfRoot } from '../lab/jest-lab';
+import { writeLabSshdConfig } from '../lab/lab';
 
 jest.setTimeout(90_000);
 
@@ -81,25 +82,13 @@ function build(): void {
   run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'client_key')]);
   fs.copyFileSync(path.join(dir, 'client_key.pub'), path.join(dir, 'authorized_keys'));
   const config = path.join(dir, 'sshd_config');
-  fs.writeFileSync(
-    config,
-    [
-      `# ${ID}: host sshd for the dead-man test`,
-      'ListenAddress 0.0.0.0:22',
-      `HostKey ${path.join(dir, 'host_key')}`,
-      `PidFile ${path.join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-      'PermitRootLogin prohibit-password',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'UsePAM no',
-      'StrictModes no',
-      'Subsystem sftp internal-sftp',
-      'LoginGraceTime 20',
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
+  writeLabSshdConfig(config, {
+    comment: `${ID}: host sshd for the dead-man test`,
+    listen: '0.0.0.0:22',
+    hostKey: path.join(dir, 'host_key'),
+    pidFile: path.join(dir, 'sshd.pid'),
+    authorizedKeys: path.join(dir, 'authorized_keys'),
+  });
   fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const child = spawn('ip', ['netns', 'exec', NS.host, 'timeout', '-k', '5', '300', '/usr/sbin/sshd', '-D', '-f', config, '-E', path.join(dir, 'sshd.log')], { detached: true, stdio: 'ignore' });
   child.unref();

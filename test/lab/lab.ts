@@ -577,29 +577,14 @@ export class DualWanLab {
     if (recorded !== undefined && processAlive(recorded) && cmdlineOf(recorded).includes(this.dir) && fs.existsSync(pidFile)) return recorded;
 
     const config = path.join(this.dir, 'sshd_config');
-    fs.writeFileSync(
-      config,
-      [
-        `# ${this.prefix}router: lab sshd, started by test/lab/lab.ts`,
-        `ListenAddress ${this.plan.lan.near}:22`,
-        `HostKey ${path.join(this.dir, 'ssh_host_ed25519_key')}`,
-        `PidFile ${pidFile}`,
-        `AuthorizedKeysFile ${path.join(this.dir, 'authorized_keys')}`,
-        'PermitRootLogin prohibit-password',
-        'PubkeyAuthentication yes',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'UsePAM no',
-        // The state directory lives under /tmp (mode 1777), which StrictModes would refuse.
-        'StrictModes no',
-        'Subsystem sftp internal-sftp',
-        'LoginGraceTime 20',
-        'MaxStartups 20:30:60',
-        'LogLevel VERBOSE',
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
-    );
+    writeLabSshdConfig(config, {
+      comment: `${this.prefix}router: lab sshd, started by test/lab/lab.ts`,
+      listen: `${this.plan.lan.near}:22`,
+      hostKey: path.join(this.dir, 'ssh_host_ed25519_key'),
+      pidFile,
+      authorizedKeys: path.join(this.dir, 'authorized_keys'),
+      extra: ['MaxStartups 20:30:60', 'LogLevel VERBOSE'],
+    });
     // sshd insists on its privilege-separation directory, which Debian creates only when the
     // service runs; creating it is what the ssh service itself would do.
     fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
@@ -722,4 +707,29 @@ export function reapStaleLabs(stateRoot: string = os.tmpdir(), log: (line: strin
     reaped.push(state.id);
   }
   return reaped;
+}
+
+/**
+ * An sshd configuration for a test host: key-only root login, no PAM, SFTP, state in a test
+ * directory under /tmp (mode 1777, which StrictModes would refuse).
+ */
+export function writeLabSshdConfig(file: string, o: { comment: string; listen: string; hostKey: string; pidFile: string; authorizedKeys: string; extra?: readonly string[] }): void {
+  const lines = [
+    `# ${o.comment}`,
+    `ListenAddress ${o.listen}`,
+    `HostKey ${o.hostKey}`,
+    `PidFile ${o.pidFile}`,
+    `AuthorizedKeysFile ${o.authorizedKeys}`,
+    'PermitRootLogin prohibit-password',
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    'StrictModes no',
+    'Subsystem sftp internal-sftp',
+    'LoginGraceTime 20',
+    ...(o.extra ?? []),
+    '',
+  ];
+  fs.writeFileSync(file, lines.join('\n'), { mode: 0o600 });
 }
