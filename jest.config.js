@@ -8,6 +8,8 @@ module.exports = {
   // the teardown fails the run if any was invalid (test/contract).
   globalSetup: '<rootDir>/test/contract/global-setup.ts',
   globalTeardown: '<rootDir>/test/contract/global-teardown.ts',
+  // Tests may reach loopback only: the guard refuses and logs anything else (test/helpers/net-guard.js).
+  setupFiles: ['<rootDir>/test/helpers/net-guard.js'],
   maxWorkers: 2,
   testTimeout: 30000,
 };

@@ -10,4 +10,9 @@ export default async function globalSetup(): Promise<void> {
   const file = path.join(dir, 'pve-contract-violations.jsonl');
   fs.writeFileSync(file, '');
   process.env.DUALWAN_CONTRACT_LOG = file;
+  // The network guard (test/helpers/net-guard.js) logs here every connection a test process tried
+  // to open beyond loopback; the teardown fails the run when it is not empty.
+  const guard = path.join(dir, 'net-guard.jsonl');
+  fs.writeFileSync(guard, '');
+  process.env.DUALWAN_NET_GUARD_LOG = guard;
 }

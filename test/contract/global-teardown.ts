@@ -27,7 +27,21 @@ export function formatViolations(lines: LoggedViolation[]): string {
     .join('\n');
 }
 
+/** Connections a test process tried to open beyond loopback (test/helpers/net-guard.js). */
+function netGuardFailure(): string | undefined {
+  const file = process.env.DUALWAN_NET_GUARD_LOG;
+  if (!file || !fs.existsSync(file)) return undefined;
+  const text = fs.readFileSync(file, 'utf8').trim();
+  if (!text) return undefined;
+  const lines = text.split('\n').map((l) => JSON.parse(l) as { kind: string; host: string; port: number | null; argv: string; stack: string });
+  return `a test process tried to reach ${lines.length} destination(s) beyond loopback (refused; log: ${file}):\n${lines
+    .map((l) => `  - ${l.kind} ${l.host}:${String(l.port)} from ${l.argv}\n${l.stack.replace(/^/gm, '      ')}`)
+    .join('\n')}`;
+}
+
 export default async function globalTeardown(): Promise<void> {
+  const guard = netGuardFailure();
+  if (guard) throw new Error(guard);
   const file = process.env.DUALWAN_CONTRACT_LOG;
   if (!file || !fs.existsSync(file)) return;
   const text = fs.readFileSync(file, 'utf8').trim();
