@@ -60,6 +60,8 @@ const IMPORTER = /Press any key to start the configuration importer:/;
 const DEVICE_PROMPT = /Select device to import from \(e\.g\. [^)]*\) or leave blank to exit: ?/;
 const LOGIN = /(?:^|\n)login: ?/;
 const LIVE = /running in live mode from install media/;
+/** SeaBIOS when no drive holds boot code (inferred: SeaBIOS boot.c, printed on the serial line with vga: serial0). */
+const NO_BOOT = /No bootable device/;
 const MENU = /Enter an option: ?/;
 const SHELL = /(?:^|\n)[^\n]*@[^\n]*[#%$] ?$/;
 const PASSWORD = /Password: ?/;
@@ -100,11 +102,19 @@ export async function runImporterDialogue(x: Expect, o: DialogueOptions): Promis
       { name: 'device', re: DEVICE_PROMPT },
       { name: 'login', re: LOGIN },
       { name: 'live', re: LIVE },
+      { name: 'no-boot', re: NO_BOOT },
     ],
     t.bootMs,
     'The VM did not reach the importer or a login prompt. Check in the Proxmox console that it boots from the OPNsense nano image (vm-templates/opnsense.yaml) with serial0: socket.',
   );
   if (first.name === 'live') throw liveMedia(x);
+  if (first.name === 'no-boot') {
+    throw new BootstrapConsoleError(
+      'The VM has nothing to boot: its disk holds no OPNsense (the firmware found no bootable device).',
+      x.lastLines(),
+      'dualwan imports the VM disk from the nano image only when it creates the VM, so this VM was made another way (by hand, or by an earlier dualwan that left its disk empty). Remove the VM in Proxmox (it holds nothing yet) and run dualwan apply again: it uploads the image and creates the VM with its disk imported (docs/bootstrap.md, "The boot disk").',
+    );
+  }
 
   let importedBy: DialogueResult['importedBy'] = 'boot-prompt';
   let device: string;
@@ -152,7 +162,7 @@ function liveMedia(x: Expect): BootstrapConsoleError {
   return new BootstrapConsoleError(
     'The VM runs OPNsense from installer (live) media; dualwan seeds the nano image, which needs no installer.',
     x.lastLines(),
-    'Use the nano image (vm-templates/opnsense.yaml: OPNsense-<version>-nano-amd64.img), or install from the DVD image by hand and import the seed from its console.',
+    'Use the nano image (vm-templates/opnsense.yaml: OPNsense-<version>-nano-amd64.img.bz2), or install from the DVD image by hand and import the seed from its console.',
   );
 }
 

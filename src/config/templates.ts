@@ -38,11 +38,15 @@ export const VmTemplateSchema = z
     startupOrder: z.number().int().min(0).default(1).describe('Proxmox startup order: the router starts first. Default 1.'),
     image: z
       .strictObject({
-        url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).describe('Download URL.'),
-        filename: z.string().regex(IMAGE_FILE, 'must be a plain file name').describe('File name on the image storage.'),
+        url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).describe('Download URL (dualwan downloads it and uploads the unpacked image to the host).'),
+        filename: z
+          .string()
+          .regex(IMAGE_FILE, 'must be a plain file name')
+          .regex(/\.(raw|qcow2|vmdk)$/, 'must end in .raw, .qcow2 or .vmdk (the formats Proxmox imports a VM disk from)')
+          .describe("File name of the unpacked image in the image storage's import content."),
         checksum: z.string().regex(HEX, 'must be a hexadecimal digest').describe('Published checksum of the downloaded file.'),
         checksumAlgorithm: z.enum(['sha256', 'sha512']).describe('Algorithm of the checksum.'),
-        compression: z.enum(['bz2', 'gz', 'lzo', 'zst']).optional().describe('Compression the host removes after download.'),
+        compression: z.enum(['bz2', 'gz', 'lzo', 'zst']).optional().describe('Compression dualwan removes after download, with the system tool (bzip2, gzip, lzop, zstd).'),
       })
       .superRefine((image, ctx) => {
         const want = image.checksumAlgorithm === 'sha512' ? 128 : 64;

@@ -134,12 +134,12 @@ export async function applyPlan<C>(plan: Plan, currentDesiredHash: string, deps:
   const steps: Step<C>[] = plan.changes.map((c) => ({
     title: `${symbol(c.action)} ${c.action} ${c.address}`,
     skip: c.action === 'noop' ? 'already as wanted' : undefined,
-    run: async (ctx: C) => {
+    run: async (ctx: C, report: (output: string) => void) => {
       const h = byKind.get(c.kind);
       if (!h) throw new DualwanError('PLAN_UNKNOWN_KIND', `The plan names a resource kind this version does not know: ${c.kind}`, { source: 'user' });
       let readBack: unknown;
       try {
-        readBack = await h.apply(ctx, c, fresh.observed.get(c.address)?.value);
+        readBack = await h.apply(ctx, c, fresh.observed.get(c.address)?.value, report);
       } catch (e) {
         throw e instanceof ApplyStepError ? e : new ApplyStepError(c.action, c.address, e);
       }

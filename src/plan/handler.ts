@@ -30,7 +30,8 @@ export interface ResourceHandler<C, D, O> {
   desired(ctx: C): DesiredInstance<D>[];
   observe(ctx: C, desired: readonly DesiredInstance<D>[]): Promise<ObservedInstance<O>[]>;
   diff(desired: D, observed: O | undefined): Diff;
-  apply(ctx: C, change: Change & { desired: D }, observed: O | undefined): Promise<O>;
+  /** `report` shows a line of progress under the step (long work: a download, an upload). */
+  apply(ctx: C, change: Change & { desired: D }, observed: O | undefined, report?: (output: string) => void): Promise<O>;
   /** Post-actions to run once after all changes of this kind (e.g. OPNsense reconfigure). */
   postActions?(changes: readonly Change[]): { id: string; title: string; run(ctx: C): Promise<void> }[];
 }

@@ -4,7 +4,7 @@
  * prompts, and the product's console client, expect engine and importer dialogue.
  */
 import { openSerialConsole } from '../../src/bootstrap/console';
-import { runImporterDialogue } from '../../src/bootstrap/dialogue';
+import { BootstrapConsoleError, runImporterDialogue } from '../../src/bootstrap/dialogue';
 import { Expect, ExpectError } from '../../src/bootstrap/expect';
 import { buildSeedImage } from '../../src/bootstrap/image';
 import { buildSeedConfig, hashSecrets } from '../../src/bootstrap/seed-config';
@@ -138,8 +138,30 @@ describe('serial console through termproxy and the websocket', () => {
     con.close();
     expect(err).toBeInstanceOf(ExpectError);
     expect((err as ExpectError).code).toBe('CONSOLE_TIMEOUT');
-    expect((err as Error).message).toMatch(/first boot: wait for the config importer" saw none of "importer", "device", "login", "live" within 3 s/);
+    expect((err as Error).message).toMatch(/first boot: wait for the config importer" saw none of "importer", "device", "login", "live", "no-boot" within 3 s/);
     expect((err as Error).message).toContain('| Mounting filesystems...');
+  });
+
+  it('an empty VM disk (the nano image never reached it): SeaBIOS finds nothing to boot, and the error says so at once', async () => {
+    await closeClient();
+    await rig.close();
+    rig = await startBootstrapRig({ vmStopped: true, emptyDisk: true });
+    await rig.pve.apply();
+    // the VM existed with its (empty) disk, so the Proxmox stage neither uploaded an image nor replaced the disk
+    expect(rig.pve.host.requests.some((r) => r.template === '/nodes/{node}/storage/{storage}/upload')).toBe(false);
+    expect(rig.pve.host.state.volumes.find((v) => v.volid === 'local-lvm:vm-100-disk-0')?.bytes).toBeUndefined();
+    ({ client, close: closeClient } = await clientOf(rig));
+    await client.startVm(100, { what: 'start' });
+    const con = await openSerialConsole(client, 100);
+    const started = Date.now();
+    const err = await runImporterDialogue(new Expect(con), { rootPassword: 'x', factoryPassword: 'opnsense', timeouts: { ...SHORT, bootMs: 60_000 } }).catch((e: unknown) => e);
+    con.close();
+    expect(err).toBeInstanceOf(BootstrapConsoleError);
+    expect((err as Error).message).toContain('The VM has nothing to boot');
+    expect((err as Error).message).toContain('| No bootable device.');
+    expect((err as BootstrapConsoleError).remedy).toContain('"The boot disk"');
+    expect((err as BootstrapConsoleError).remedy).toMatch(/Remove the VM in Proxmox .* run dualwan apply again: it uploads the image/);
+    expect(Date.now() - started).toBeLessThan(50_000); // reacted to the screen, not to the step's timeout
   });
 
   it('no CD attached: the importer lists none, dualwan leaves the importer and says what to fix', async () => {

@@ -30,11 +30,26 @@ describe.each(['9.1', '8.4'] as const)('router VM on Proxmox VE %s', (schemaVers
     expect(pendingChanges(plan).map((c) => `${c.action} ${c.address}`)).toEqual([
       'create proxmox.pci-mapping/dualwan-isp',
       'create proxmox.usb-mapping/dualwan-hotspot',
-      'create proxmox.image/local:iso/OPNsense-26.7-nano-amd64.img',
+      'create proxmox.image/local:import/OPNsense-26.7-nano-amd64.raw',
       'create proxmox.vm/100',
       'update proxmox.vm-state/100',
     ]);
+    const image = pendingChanges(plan).find((c) => c.kind === 'proxmox.image')!;
+    expect(image.disruption).toEqual(['downloads-image']);
+    expect(image.properties).toContainEqual({ path: 'download', before: null, after: `${Math.round(h.host.localImage.compressed.length / 1e3)} kB` });
     expect(report.writeCalls).toBe(h.host.writeCount);
+    // dualwan fetched the image once from the (local) mirror and uploaded it unpacked, as .raw, to import
+    expect(h.host.localImage.requests.filter((r) => r.method === 'GET')).toHaveLength(1);
+    const uploads = h.host.requests.filter((r) => r.template === '/nodes/{node}/storage/{storage}/upload');
+    expect(uploads.map((r) => [r.status, r.params.content, r.params.filename, r.params['checksum-algorithm'], r.params.checksum])).toEqual([[200, 'import', 'OPNsense-26.7-nano-amd64.raw', 'sha256', h.host.localImage.rawSha256]]);
+    expect(h.host.state.volumes.find((v) => v.volid === 'local:import/OPNsense-26.7-nano-amd64.raw')?.bytes?.equals(h.host.localImage.raw)).toBe(true);
+    // the VM disk was imported from it, then grown to diskGiB
+    const create = h.host.requests.find((r) => r.template === '/nodes/{node}/qemu' && r.method === 'POST')!;
+    expect(create.params.scsi0).toBe('local-lvm:0,import-from=local:import/OPNsense-26.7-nano-amd64.raw,discard=on,iothread=1');
+    const disk = h.host.state.volumes.find((v) => v.vmid === 100 && v.content === 'images')!;
+    expect(disk).toMatchObject({ importedFrom: 'local:import/OPNsense-26.7-nano-amd64.raw', size: 16 * 1024 ** 3 });
+    expect(disk.bytes?.equals(h.host.localImage.raw)).toBe(true);
+    expect(h.host.requests.filter((r) => r.template === '/nodes/{node}/qemu/{vmid}/resize').map((r) => r.params)).toEqual([expect.objectContaining({ disk: 'scsi0', size: '16G' })]);
     const s = await h.open();
     try {
       const client = (s.ctx as { client: import('../../src/providers/proxmox/client').ProxmoxClient }).client;
@@ -92,6 +107,20 @@ describe('preflight refuses with a reason and a remedy, and writes nothing', () 
       expect(codesOf(e)).toContain('PREFLIGHT_MANAGEMENT_NIC');
       expect(e.message).toMatch(/carries the Proxmox management bridge vmbr0.*lock you out/s);
       expect(e.message).toMatch(/remedy: Pass through the other NIC/);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('an image storage without import content (a fresh install\'s local): the exact pvesm command, nothing downloaded', async () => {
+    const h = await proxmoxHarness();
+    h.host.state.storages.find((st) => st.storage === 'local')!.content = ['iso', 'vztmpl', 'backup'];
+    try {
+      const e = await refusal(h);
+      expect(codesOf(e)).toEqual(['PREFLIGHT_STORAGE_NO_IMPORT']);
+      expect(e.message).toMatch(/Storage 'local' does not accept disk images for import/);
+      expect(e.message).toMatch(/remedy: Enable the 'import' content type on local, as root on the Proxmox host: pvesm set local --content iso,vztmpl,backup,import/);
+      expect(h.host.localImage.requests).toEqual([]);
     } finally {
       await h.close();
     }
@@ -191,7 +220,7 @@ describe('apply is guarded', () => {
     h.host.failNextTask('storage local: no space left on device');
     try {
       const e = await h.apply().catch((x: unknown) => x);
-      expect((e as Error).message).toMatch(/^Unable to create proxmox\.image\/local:iso\/OPNsense-26\.7-nano-amd64\.img: Proxmox task download of OPNsense-26\.7-nano-amd64\.img failed: storage local: no space left on device/);
+      expect((e as Error).message).toMatch(/^Unable to create proxmox\.image\/local:import\/OPNsense-26\.7-nano-amd64\.raw: Proxmox task upload of OPNsense-26\.7-nano-amd64\.raw failed: storage local: no space left on device/);
       expect((e as Error).message).toMatch(/task: UPID:pve:[0-9A-F]{8}:/);
       expect((e as { cause?: unknown }).cause).toBeInstanceOf(TaskError);
     } finally {
@@ -223,11 +252,13 @@ describe('apply is guarded', () => {
     }
   });
 
-  it('stops at a wrong download checksum: Proxmox refuses the file, nothing after it runs', async () => {
-    const h = await proxmoxHarness({ edit: (d) => d.setIn(['vm', 'image'], { url: 'https://pkg.opnsense.org/releases/26.7/OPNsense-26.7-nano-amd64.img.bz2', filename: 'OPNsense-26.7-nano-amd64.img', checksum: 'a'.repeat(64), checksumAlgorithm: 'sha256', compression: 'bz2' }) });
+  it('stops at a wrong download checksum: nothing is unpacked or uploaded, nothing after it runs', async () => {
+    const h = await proxmoxHarness();
+    h.host.localImage.serveInstead(Buffer.from('a damaged or different file'));
     try {
       const e = await h.apply().catch((x: unknown) => x);
-      expect((e as Error).message).toMatch(/Unable to create proxmox\.image.*checksum/is);
+      expect((e as Error).message).toMatch(/Unable to create proxmox\.image.*has sha256 [0-9a-f]{64}, but vm\.image pins/is);
+      expect(h.host.requests.some((r) => r.template === '/nodes/{node}/storage/{storage}/upload')).toBe(false);
       expect(h.host.requests.some((r) => r.template === '/nodes/{node}/qemu' && r.method === 'POST')).toBe(false);
     } finally {
       await h.close();

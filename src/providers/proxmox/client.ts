@@ -18,6 +18,8 @@ type ProxyFn = (params?: Record<string, unknown>) => Promise<unknown>;
 /** What the transport offers beyond form requests (ProxmoxTransport implements it; doubles may). */
 export interface ProxmoxRawTransport extends ApiRequestable {
   postMultipart(path: string, fields: Record<string, string>, file: { field: string; name: string; data: Buffer; contentType?: string }): Promise<unknown>;
+  /** The same with the file streamed, its exact size known beforehand (see ProxmoxTransport). */
+  postMultipartStream?(path: string, fields: Record<string, string>, file: { field: string; name: string; size: number; open(): AsyncIterable<Uint8Array> }, timeoutMs?: number): Promise<unknown>;
   openWebSocket(path: string, query: Record<string, string>, protocols?: string[]): import('undici').WebSocket;
 }
 
@@ -143,8 +145,57 @@ export class ProxmoxClient {
       timeoutMs: opts.timeoutMs ?? 5 * 60_000,
     });
   }
-  async downloadUrl(storage: string, params: Record<string, string | number>, opts: TaskRunOptions): Promise<void> {
-    await this.runTask(() => this.n.storage!.$(storage)['download-url']!.$post(params), { ...opts, timeoutMs: opts.timeoutMs ?? 60 * 60_000 });
+  // ---- host network: writes are staged in /etc/network/interfaces.new until applied --------
+
+  /**
+   * The network config and whether changes are pending: while interfaces.new exists, GET lists the
+   * pending file and adds a `changes` diff to the envelope (pve-manager API2/Network.pm index).
+   */
+  async networkWithChanges(): Promise<{ ifaces: S.NetworkIface[]; pending?: string }> {
+    const t = this.transport as Partial<{ getEnvelope(path: string): Promise<unknown> }>;
+    if (typeof t.getEnvelope !== 'function') throw new RemoteApiError({ system: 'proxmox', method: 'GET', path: 'network', message: 'this Proxmox transport cannot read response envelopes' });
+    const path = `/api2/json/nodes/${encodeURIComponent(this.node)}/network`;
+    const raw = await this.dispatch(() => t.getEnvelope!(path));
+    const r = S.NetworkEnvelopeSchema.safeParse(raw);
+    if (!r.success) throw new RemoteApiError({ system: 'proxmox', method: 'GET', path: 'network', status: 200, message: `unexpected response shape: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` });
+    return { ifaces: r.data.data, ...(r.data.changes ? { pending: r.data.changes } : {}) };
+  }
+  /** POST /nodes/{node}/network: a new interface, staged. */
+  async createNetworkIface(params: Record<string, string | number>): Promise<void> {
+    await this.dispatch(() => this.n.network!.$post(params), {
+      alreadyDone: async (e) => /interface already exists/.test(e.message) && (await this.network()).some((i) => i.iface === params.iface),
+    });
+  }
+  /** PUT /nodes/{node}/network/{iface}: the keys sent replace; `method` follows whether an address is sent. Staged. */
+  async updateNetworkIface(iface: string, params: Record<string, string | number>): Promise<void> {
+    await this.dispatch(() => this.n.network!.$(iface).$put(params));
+  }
+  /** DELETE /nodes/{node}/network: drops interfaces.new. */
+  async revertNetwork(): Promise<void> {
+    await this.dispatch(() => this.n.network!.$delete());
+  }
+  /** PUT /nodes/{node}/network: renames interfaces.new over interfaces and runs ifreload -a (task srvreload). */
+  async applyNetwork(opts: TaskRunOptions): Promise<void> {
+    await this.runTask(() => this.n.network!.$put(), { ...opts, timeoutMs: opts.timeoutMs ?? 2 * 60_000 });
+  }
+  /** Sends a VM start and returns its task id without waiting (the start may cut the path this client uses). */
+  async startVmDetached(vmid: number): Promise<string> {
+    const upid = await this.dispatch(() => this.n.qemu!.$(vmid).status!.start!.$post());
+    const parsed = S.UpidSchema.safeParse(upid);
+    if (!parsed.success) throw new RemoteApiError({ system: 'proxmox', method: 'POST', path: `qemu/${vmid}/status/start`, status: 200, message: `expected a task id, got ${JSON.stringify(upid)}` });
+    return parsed.data;
+  }
+  /** Waits for a task started earlier (possibly through another client of the same host). */
+  async waitTask(upid: string, what: string, timeoutMs = 5 * 60_000): Promise<void> {
+    await this.runTask(async () => upid, { what, timeoutMs });
+  }
+
+  /**
+   * Grows a VM disk (`PUT …/qemu/{vmid}/resize`, VM.Config.Disk; a task since PVE 8). `size` is
+   * absolute, e.g. `16G`; Proxmox refuses to shrink.
+   */
+  async resizeDisk(vmid: number, disk: string, size: string, opts: TaskRunOptions): Promise<void> {
+    await this.runTask(() => this.n.qemu!.$(vmid).resize!.$put({ disk, size }), { ...opts, timeoutMs: opts.timeoutMs ?? 5 * 60_000 });
   }
 
   /**
@@ -160,6 +211,36 @@ export class ProxmoxClient {
       ...opts,
       timeoutMs: opts.timeoutMs ?? 5 * 60_000,
     });
+  }
+
+  /**
+   * Streams a file of known size and SHA-256 to a storage (`POST …/storage/{storage}/upload`,
+   * multipart with a Content-Length) and waits for the `imgcopy` task, in which Proxmox checks the
+   * SHA-256 before it keeps the file. `open` is called once per attempt and must yield exactly
+   * `size` bytes.
+   */
+  async uploadStream(
+    storage: string,
+    content: 'iso' | 'import' | 'vztmpl',
+    filename: string,
+    file: { size: number; sha256: string; open(): AsyncIterable<Uint8Array> },
+    opts: TaskRunOptions,
+  ): Promise<void> {
+    const raw = this.rawTransport('upload a file');
+    if (typeof raw.postMultipartStream !== 'function') throw new RemoteApiError({ system: 'proxmox', method: 'POST', path: 'upload', message: 'this Proxmox transport cannot stream files' });
+    const path = `/api2/json/nodes/${encodeURIComponent(this.node)}/storage/${encodeURIComponent(storage)}/upload`;
+    const upid = await raw.postMultipartStream(path, { content, 'checksum-algorithm': 'sha256', checksum: file.sha256 }, { field: 'filename', name: filename, size: file.size, open: file.open });
+    // the task re-reads the whole file for its checksum and copies it: minutes for gigabytes
+    await this.runTask(async () => upid, { ...opts, timeoutMs: opts.timeoutMs ?? 60 * 60_000 });
+  }
+
+  /**
+   * Deletes a volume (`DELETE /nodes/{node}/storage/{storage}/content/{volume}`, needs
+   * Datastore.Allocate on the storage) and waits for the `imgdel` task; a volume already gone is a
+   * warning of that task, so a retry is safe.
+   */
+  async deleteVolume(storage: string, volid: string, opts: TaskRunOptions): Promise<void> {
+    await this.runTask(() => this.n.storage!.$(storage).content!.$(volid).$delete(), opts);
   }
 
   /** Starts a serial terminal proxy for a VM (`termproxy`, needs VM.Console); the ticket is single use. */

@@ -5,8 +5,9 @@ export function mappingId(uplinkName: string): string {
   return `dualwan-${uplinkName}`;
 }
 
+/** The router VM's boot image in the image storage's `import` content (the VM disk is imported from it). */
 export function imageVolid(storage: string, filename: string): string {
-  return `${storage}:iso/${filename}`;
+  return `${storage}:import/${filename}`;
 }
 
 export function isOwnedVm(tags: string | undefined): boolean {

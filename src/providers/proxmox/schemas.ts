@@ -63,6 +63,8 @@ export const NetworkIfaceSchema = z
   })
   .loose();
 export type NetworkIface = z.output<typeof NetworkIfaceSchema>;
+/** GET /nodes/{node}/network with its envelope: `changes` is the diff of a pending interfaces.new. */
+export const NetworkEnvelopeSchema = z.object({ data: NetworkIfaceSchema.array(), changes: z.string().optional() }).loose();
 
 export const StorageSchema = z
   .object({

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { Agent, fetch, WebSocket } from 'undici';
+import { Readable } from 'node:stream';
+import { Agent, fetch, WebSocket, type Dispatcher } from 'undici';
 import type { ApiRequestable } from 'proxmox-api';
-import { RemoteApiError } from '../../core/errors';
+import { DualwanError, RemoteApiError } from '../../core/errors';
 import { connectPinned } from '../../net/pinned-tls';
 import { redact } from '../../secrets/redact';
 import { TOOL_USER_AGENT } from '../../version';
@@ -68,7 +69,7 @@ export class ProxmoxTransport implements ApiRequestable {
     return this.send(method, target, pathTemplate, hasBody ? form.toString() : undefined, hasBody ? 'application/x-www-form-urlencoded' : undefined, path);
   }
 
-  private async send(method: string, target: string, pathTemplate: string, payload: string | Buffer | undefined, contentType: string | undefined, path = target): Promise<unknown> {
+  private async send(method: string, target: string, pathTemplate: string, payload: string | Buffer | undefined, contentType: string | undefined, path = target, envelope = false): Promise<unknown> {
     const url = `${this.base}${target}`;
     let res: Awaited<ReturnType<typeof fetch>>;
     try {
@@ -99,14 +100,18 @@ export class ProxmoxTransport implements ApiRequestable {
       });
     }
     this.log.push({ method, path, template: pathTemplate, status: res.status });
-    const text = await res.text();
-    if (res.status === 200) {
+    return this.answer(method, path, res.status, res.statusText, res.headers.get('content-type') ?? '', await res.text(), envelope);
+  }
+
+  /** The `data` of a 200 answer (or the whole envelope), or the error the answer tells. */
+  private answer(method: string, path: string, status: number, statusText: string, contentType: string, text: string, envelope = false): unknown {
+    if (status === 200) {
       if (method !== 'GET') this.writeCalls++;
-      const ct = res.headers.get('content-type') ?? '';
-      if (!ct.startsWith('application/json')) {
-        throw new RemoteApiError({ system: 'proxmox', method, path, status: 200, message: `unexpected content type '${ct}'` });
+      if (!contentType.startsWith('application/json')) {
+        throw new RemoteApiError({ system: 'proxmox', method, path, status: 200, message: `unexpected content type '${contentType}'` });
       }
-      return (JSON.parse(text) as { data: unknown }).data;
+      const parsed = JSON.parse(text) as { data: unknown };
+      return envelope ? parsed : parsed.data;
     }
     let body: { message?: string; errors?: Record<string, string> } = {};
     try {
@@ -114,7 +119,7 @@ export class ProxmoxTransport implements ApiRequestable {
     } catch {
       body = {};
     }
-    const reason = res.statusText || body.message?.split('\n')[0] || '';
+    const reason = statusText || body.message?.split('\n')[0] || '';
     const message = (body.message ?? reason).trim();
     const fieldErrors = Object.fromEntries(Object.entries(body.errors ?? {}).map(([k, v]) => [k, String(v).trim()]));
     const details = Object.entries(fieldErrors)
@@ -124,13 +129,21 @@ export class ProxmoxTransport implements ApiRequestable {
       system: 'proxmox',
       method,
       path,
-      status: res.status,
+      status,
       message: redact(`${message || reason}${details}`),
       fieldErrors,
       bodyExcerpt: redact(text.slice(0, 500)),
-      transient: isTransient(res.status, message),
-      remedy: remedyFor(res.status, message),
+      transient: isTransient(status, message),
+      remedy: remedyFor(status, message),
     });
+  }
+
+  /**
+   * A GET that returns the whole envelope (`{data, changes?, total?}`): `/nodes/{node}/network` says
+   * in `changes` that /etc/network/interfaces.new is pending, which `data` alone cannot tell.
+   */
+  async getEnvelope(path: string): Promise<unknown> {
+    return this.send('GET', path, path, undefined, undefined, path, true);
   }
 
   /**
@@ -152,6 +165,68 @@ export class ProxmoxTransport implements ApiRequestable {
       Buffer.from(`\r\n--${boundary}--\r\n`, 'utf8'),
     );
     return this.send('POST', path, path, Buffer.concat(parts), `multipart/form-data; boundary=${boundary}`);
+  }
+
+  /**
+   * The same multipart POST with the file streamed (disk images of several GB are never held in
+   * memory). pveproxy refuses chunked transfer encoding and uploads without a length (pve-http-server
+   * AnyEvent.pm), so the caller states the file's exact size and the body goes out with a
+   * Content-Length; a stream that ends early or runs long fails the request instead of sending a
+   * wrong file. The answer comes only after the whole body is spooled, so the wait for it is long.
+   */
+  async postMultipartStream(
+    path: string,
+    fields: Record<string, string>,
+    file: { field: string; name: string; size: number; open(): AsyncIterable<Uint8Array>; contentType?: string },
+    timeoutMs = 4 * 3600_000,
+  ): Promise<unknown> {
+    const boundary = `----dualwan${randomBytes(12).toString('hex')}`;
+    const quote = (s: string) => s.replace(/["\\\r\n]/g, '_');
+    const head = Buffer.concat([
+      ...Object.entries(fields).map(([k, v]) => Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${quote(k)}"\r\n\r\n${v}\r\n`, 'utf8')),
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${quote(file.field)}"; filename="${quote(file.name)}"\r\nContent-Type: ${file.contentType ?? 'application/octet-stream'}\r\n\r\n`, 'utf8'),
+    ]);
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`, 'utf8');
+    async function* body(): AsyncGenerator<Uint8Array> {
+      yield head;
+      for await (const chunk of file.open()) yield chunk;
+      yield tail;
+    }
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.agent.request({
+        origin: this.base,
+        path,
+        method: 'POST',
+        headers: {
+          Authorization: this.auth,
+          'User-Agent': TOOL_USER_AGENT,
+          Accept: 'application/json',
+          'Content-Type': `multipart/form-data; boundary=${boundary}`,
+          'Content-Length': String(head.length + file.size + tail.length),
+        },
+        body: Readable.from(body()),
+        headersTimeout: timeoutMs,
+        bodyTimeout: this.opts.requestTimeoutMs ?? 60_000,
+      });
+    } catch (e) {
+      this.log.push({ method: 'POST', path, template: path, status: 'network-error' });
+      const cause = (e as { cause?: unknown }).cause ?? e;
+      if (cause instanceof Error && cause.name === 'TlsPinError') throw cause;
+      if (e instanceof DualwanError) throw e;
+      throw new RemoteApiError({
+        system: 'proxmox',
+        method: 'POST',
+        path,
+        // not retried: a lost answer after gigabytes sent is better repeated by the next run
+        message: redact(`upload of ${file.name} failed (${cause instanceof Error ? cause.message : String(cause)})`),
+        remedy: `Check that ${this.opts.host}:${this.opts.port} stays reachable and that /var/tmp on the host has room for the file, then run dualwan apply again.`,
+        cause,
+      });
+    }
+    this.log.push({ method: 'POST', path, template: path, status: res.statusCode });
+    const ct = res.headers['content-type'];
+    return this.answer('POST', path, res.statusCode, '', Array.isArray(ct) ? (ct[0] ?? '') : (ct ?? ''), await res.body.text());
   }
 
   /**

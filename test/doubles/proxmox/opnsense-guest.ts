@@ -22,9 +22,11 @@ export interface GuestTiming {
   importMs: number;
   /** Importer done → login prompt (services, web GUI). */
   servicesMs: number;
+  /** With an empty disk: SeaBIOS's pause before it tries to boot again (real: 60 s). */
+  noBootRetryMs: number;
 }
 
-export const FAST_BOOT: GuestTiming = { firmwareMs: 20, kernelMs: 30, dotMs: 120, probeMs: 20, importMs: 20, servicesMs: 40 };
+export const FAST_BOOT: GuestTiming = { firmwareMs: 20, kernelMs: 30, dotMs: 120, probeMs: 20, importMs: 20, servicesMs: 40, noBootRetryMs: 300 };
 
 /** A medium the VM's config attaches (`ide2: local:iso/x.iso,media=cdrom`), as FreeBSD names it. */
 export interface GuestMedium {
@@ -43,6 +45,12 @@ export interface OpnsenseGuestOptions {
   noise?: boolean;
   /** The VM's CD devices and their media, read at the moment the importer looks. */
   media(): GuestMedium[];
+  /**
+   * The bytes of the VM's boot disk, read at each power-on (undefined: an empty disk). SeaBIOS
+   * boots it only when its first sector ends in the MBR signature 55 AA; otherwise it finds
+   * nothing to boot and says so. Without this option the disk holds the nano image.
+   */
+  bootDisk?(): Buffer | undefined;
   /** Disk devices (the nano image itself is da0, MBR with a UFS slice). */
   disks?(): string[];
   /** The boot finished: the web GUI and API answer from now on with this config. */
@@ -61,6 +69,11 @@ function verifyCrypt(password: string, hash: string): boolean {
   if (!m) return false;
   const r = spawnSync('openssl', ['passwd', '-6', '-salt', m[1]!, '-stdin'], { input: `${password}\n`, encoding: 'utf8' });
   return r.status === 0 && r.stdout.trim() === hash;
+}
+
+/** SeaBIOS boot.c boot_disk: the first sector must end in 0x55 0xAA. */
+export function hasBootSignature(disk: Buffer | undefined): boolean {
+  return !!disk && disk.length >= 512 && disk[510] === 0x55 && disk[511] === 0xaa;
 }
 
 export class OpnsenseGuest implements SerialGuest {
@@ -253,6 +266,21 @@ export class OpnsenseGuest implements SerialGuest {
     this.line('SeaBIOS (version 1.16.3)');
     this.line('Booting from Hard Disk...');
     await this.pause(gen, this.t.firmwareMs);
+    if (this.opts.bootDisk && !hasBootSignature(this.opts.bootDisk())) {
+      // (inferred) SeaBIOS boot.c: the disk has no MBR boot code, the seed CD no El Torito record
+      this.line('Boot failed: not a bootable disk');
+      this.line('');
+      this.line('Booting from DVD/CD...');
+      this.line('Boot failed: Could not read from CDROM (code 0004)');
+      this.line('');
+      for (let retry = 0; retry < 10_000; retry++) {
+        this.line('No bootable device.  Retrying in 60 seconds.');
+        await this.pause(gen, this.t.noBootRetryMs);
+        this.line('Booting from Hard Disk...');
+        this.line('Boot failed: not a bootable disk');
+      }
+      return;
+    }
     this.setPhase('kernel');
     this.line('Consoles: internal video/keyboard  serial port');
     this.line('/boot/kernel/kernel text=0x1a2b3c data=0x1d4e5f');

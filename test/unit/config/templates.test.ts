@@ -50,7 +50,7 @@ describe('shipped VM templates', () => {
     });
     expect(t.template.image).toEqual({
       url: 'https://pkg.opnsense.org/releases/26.7/OPNsense-26.7-nano-amd64.img.bz2',
-      filename: 'OPNsense-26.7-nano-amd64.img',
+      filename: 'OPNsense-26.7-nano-amd64.raw',
       checksum: expect.stringMatching(/^[0-9a-f]{64}$/),
       checksumAlgorithm: 'sha256',
       compression: 'bz2',
@@ -80,7 +80,7 @@ describe('loadVmTemplate', () => {
   });
 
   it('reports unknown keys and wrong values in a template at their line', () => {
-    const text = 'ostype: other\nmachine: pc\nbios: seabios\ncores: 2\nmemoryMiB: 2048\ndiskGiB: 16\nballoon: 1024\nimage:\n  url: ftp://x/y\n  filename: y\n  checksum: 00\n  checksumAlgorithm: sha256\ncolour: blue\n';
+    const text = 'ostype: other\nmachine: pc\nbios: seabios\ncores: 2\nmemoryMiB: 2048\ndiskGiB: 16\nballoon: 1024\nimage:\n  url: ftp://x/y\n  filename: y.raw\n  checksum: 00\n  checksumAlgorithm: sha256\ncolour: blue\n';
     const r = parseVmTemplate(text, '/t/opnsense.yaml', 'opnsense');
     expect(r.template).toBeUndefined();
     expect(r.diagnostics.every((d) => d.code === 'CONFIG_TEMPLATE_INVALID')).toBe(true);
