@@ -1,9 +1,12 @@
 import type { DesiredState } from '../core/desired';
 import { DualwanError, RemoteApiError } from '../core/errors';
 import type { Ui } from '../core/ui';
+import type { OpnsenseReach } from '../flows/opnsense-route';
+import type { ConnectVia } from '../net/pinned-tls';
 import { OpnsenseClient } from '../providers/opnsense/client';
 import { FirmwareStatusSchema } from '../providers/opnsense/schemas';
 import type { ProxmoxClient } from '../providers/proxmox/client';
+import { hasPrivilege } from '../providers/proxmox/privileges';
 import { redact, registerSecret } from '../secrets/redact';
 import { openSerialConsole, type SerialConsole } from './console';
 import { storeOpnsenseApiKey } from './credentials-store';
@@ -37,10 +40,13 @@ export interface BootstrapContext {
   readonly sshPublicKeys: readonly string[];
   /** Records the pinned web GUI fingerprint (opnsense.fingerprint in dualwan.yaml). */
   readonly recordFingerprint?: (fingerprint: string) => void;
+  /** How the REST check reaches OPNsense (default: directly at opnsense.host). */
+  readonly reach?: Pick<OpnsenseReach, 'client' | 'where' | 'text'>;
 }
 
 export type ApiAnswer = 'ok' | 'unauthorized' | 'unreachable';
-export type ApiProbe = (t: { host: string; port: number; fingerprint: string; apiKey: string; apiSecret: string; timeoutMs: number }) => Promise<ApiAnswer>;
+/** `connectVia`: the path when OPNsense is not reached by TCP from here (before the cutover, through the Proxmox host). */
+export type ApiProbe = (t: { host: string; port: number; fingerprint: string; apiKey: string; apiSecret: string; timeoutMs: number; connectVia?: ConnectVia }) => Promise<ApiAnswer>;
 
 export interface BootstrapOptions {
   readonly timeouts?: Partial<DialogueTimeouts>;
@@ -69,6 +75,8 @@ export interface BootstrapReport {
   readonly sshHostKeys: DialogueResult['sshHostKeys'];
   readonly apiKey: string;
   readonly seedCd: 'ejected' | 'ejected-at-next-restart';
+  /** The uploaded seed image afterwards: deleted from the storage, or kept (and why). */
+  readonly seedImage: 'deleted' | 'kept';
   readonly durationMs: number;
 }
 
@@ -80,13 +88,15 @@ export class BootstrapError extends DualwanError {
 
 /** The REST check: GET core/firmware/status with the key, over the pinned certificate. */
 export const probeOpnsenseApi: ApiProbe = async (t) => {
-  const c = new OpnsenseClient({ host: t.host, port: t.port, apiKey: t.apiKey, apiSecret: t.apiSecret, fingerprint: t.fingerprint, connectTimeoutMs: t.timeoutMs, requestTimeoutMs: t.timeoutMs });
+  const c = new OpnsenseClient({ host: t.host, port: t.port, apiKey: t.apiKey, apiSecret: t.apiSecret, fingerprint: t.fingerprint, connectTimeoutMs: t.timeoutMs, requestTimeoutMs: t.timeoutMs, ...(t.connectVia ? { connectVia: t.connectVia } : {}) });
   try {
     await c.get('core/firmware/status', FirmwareStatusSchema);
     return 'ok';
   } catch (e) {
     if (e instanceof RemoteApiError && (e.status === 401 || e.status === 403)) return 'unauthorized';
-    if (e instanceof DualwanError && e.code === 'TLS_PIN') throw e;
+    // a refusal (certificate not the pinned one; on the path through the Proxmox host, its SSH key
+    // or login) is no "not yet": waiting would not help
+    if (e instanceof DualwanError && !(e instanceof RemoteApiError)) throw e;
     return 'unreachable';
   } finally {
     c.close();
@@ -116,6 +126,23 @@ export async function waitForApi(probe: () => Promise<ApiAnswer>, deadlineMs: nu
   return last;
 }
 
+/**
+ * The seed image holds hashes and public keys only, but it is litter: it is deleted once the CD is
+ * out of the drive, when the token may (Datastore.Allocate on the storage, which the dualwan role
+ * leaves out because it would also allow deleting anything else there, backups included).
+ */
+async function removeSeedImage(client: ProxmoxClient, ui: Ui, storage: string, volid: string, seedCd: BootstrapReport['seedCd']): Promise<BootstrapReport['seedImage']> {
+  const keep = (why: string) => {
+    ui.notify({ code: 'BOOTSTRAP_SEED_KEPT', level: 'info', text: `The seed image ${volid} stays on storage ${storage}: ${why}. It holds hashes and public keys only; remove it with \`pvesm free ${volid}\` on the host if you like.` });
+    return 'kept' as const;
+  };
+  if (seedCd !== 'ejected') return keep('the VM still has it in its drive until its next restart');
+  if (!hasPrivilege(await client.permissions(), `/storage/${storage}`, 'Datastore.Allocate')) return keep(`deleting it needs Datastore.Allocate on /storage/${storage}, which the token does not have (docs/proxmox-token.md)`);
+  await client.deleteVolume(storage, volid, { what: `delete ${volid}` });
+  ui.notify({ code: 'BOOTSTRAP_SEED_DELETED', level: 'info', text: `Deleted the seed image ${volid} from storage ${storage}.` });
+  return 'deleted';
+}
+
 export async function bootstrapOpnsense(ctx: BootstrapContext, opts: BootstrapOptions = {}): Promise<BootstrapReport> {
   const started = Date.now();
   const { state, ui, client } = ctx;
@@ -135,7 +162,9 @@ export async function bootstrapOpnsense(ctx: BootstrapContext, opts: BootstrapOp
   //    now, before anything could make them necessary.
   const secrets = (opts.secrets ?? newBootstrapSecrets)();
   registerSecret(secrets.apiSecret);
-  const seed = buildSeedConfig(state, hashSecrets(secrets, ctx.sshPublicKeys), { ...(opts.hostname ? { hostname: opts.hostname } : {}), ...(opts.domain ? { domain: opts.domain } : {}) });
+  const hostname = opts.hostname ?? target.hostname;
+  const domain = opts.domain ?? target.domain;
+  const seed = buildSeedConfig(state, hashSecrets(secrets, ctx.sshPublicKeys), { ...(hostname ? { hostname } : {}), ...(domain ? { domain } : {}) });
   storeOpnsenseApiKey(ctx.credentialsFile, secrets.apiKey, secrets.apiSecret);
   ui.notify({ code: 'BOOTSTRAP_API_KEY_STORED', level: 'info', text: `OPNsense API key stored in ${ctx.credentialsFile} (mode 0600); OPNsense keeps only a hash of its secret.` });
   ui.notify({
@@ -185,24 +214,32 @@ export async function bootstrapOpnsense(ctx: BootstrapContext, opts: BootstrapOp
   ui.notify({ code: 'BOOTSTRAP_PINNED', level: 'success', text: `Pinned OPNsense's web GUI certificate ${fingerprint}, read from its own console through Proxmox.`, data: { fingerprint, ssh: dialogue.sshHostKeys } });
   const probe = opts.probeApi ?? probeOpnsenseApi;
   const timeoutMs = opts.apiRequestTimeoutMs ?? 10_000;
-  const answer = await waitForApi(() => probe({ host: target.host, port: target.port, fingerprint, apiKey: secrets.apiKey, apiSecret: secrets.apiSecret, timeoutMs }), opts.apiWaitMs ?? 3 * 60_000);
+  const reach = ctx.reach ?? { client: { host: target.host, port: target.port }, where: `${target.host}:${target.port}`, text: '' };
+  const at = `${reach.where}${reach.text ? ` ${reach.text}` : ''}`;
+  const answer = await waitForApi(
+    () => probe({ host: reach.client.host, port: reach.client.port, fingerprint, apiKey: secrets.apiKey, apiSecret: secrets.apiSecret, timeoutMs, ...(reach.client.connectVia ? { connectVia: reach.client.connectVia } : {}) }),
+    opts.apiWaitMs ?? 3 * 60_000,
+  );
   if (answer !== 'ok') {
     throw new BootstrapError(
       answer === 'unauthorized'
-        ? `OPNsense at ${target.host}:${target.port} refuses the API key the seed carried.`
-        : `OPNsense's REST API at ${target.host}:${target.port} did not answer within ${Math.round((opts.apiWaitMs ?? 180_000) / 1000)} s after the console showed the login prompt.`,
+        ? `OPNsense at ${at} refuses the API key the seed carried.`
+        : `OPNsense's REST API at ${at} did not answer within ${Math.round((opts.apiWaitMs ?? 180_000) / 1000)} s after the console showed the login prompt.`,
       answer === 'unauthorized'
         ? 'Run dualwan apply again: a new seed with a new key is made and imported from the shell.'
-        : `Check that ${target.host} is the router's LAN address and that this machine can reach it (the seed puts the LAN at ${state.lan.routerAddress}).`,
+        : reach.text
+          ? `Check that the Proxmox host has ${state.proxmox?.cutover?.hostAddress ?? 'its cutover address'} on ${state.proxmox?.cutover?.bridge ?? 'the cutover bridge'} (the Proxmox stage gives it) and reaches ${reach.where}, the router's interface on that bridge (the seed puts it there).`
+          : `Check that ${target.host} is the router's LAN address and that this machine can reach it (the seed puts the LAN at ${state.lan.routerAddress}).`,
     );
   }
-  ui.notify({ code: 'BOOTSTRAP_API_OK', level: 'success', text: `OPNsense answers its REST API at ${target.host}:${target.port} with the new key; the factory password is refused on the console.` });
+  ui.notify({ code: 'BOOTSTRAP_API_OK', level: 'success', text: `OPNsense answers its REST API at ${at} with the new key; the factory password is refused on the console.` });
 
   // 5. Eject the seed CD (live on a running VM; otherwise at the next restart).
   await client.updateVmConfig(vmid, { ide2: 'none,media=cdrom' }, { what: `eject the seed CD of VM ${vmid}` });
   const after = await client.vmConfig(vmid);
   const seedCd: BootstrapReport['seedCd'] = String(after.ide2 ?? '').startsWith('none') ? 'ejected' : 'ejected-at-next-restart';
   step(seedCd === 'ejected' ? 'Ejected the seed CD.' : 'The seed CD is ejected at the next restart of the VM.');
+  const seedImage = await removeSeedImage(client, ui, vm.imageStorage, volid, seedCd);
 
   return {
     vmid,
@@ -213,6 +250,7 @@ export async function bootstrapOpnsense(ctx: BootstrapContext, opts: BootstrapOp
     sshHostKeys: dialogue.sshHostKeys,
     apiKey: secrets.apiKey,
     seedCd,
+    seedImage,
     durationMs: Date.now() - started,
   };
 }

@@ -135,6 +135,8 @@ export function normalizeConfig(written: WrittenConfig, opts: NormalizeOptions):
       host: o?.host ?? lan.routerAddress,
       port: o?.port ?? 443,
       ...(o?.fingerprint === undefined ? {} : { fingerprint: o.fingerprint }),
+      hostname: o?.hostname ?? 'dualwan-router',
+      domain: o?.domain ?? 'home.arpa',
     };
   }
 

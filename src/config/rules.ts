@@ -746,6 +746,58 @@ export const staticGatewaysDistinct: Rule = (ctx) => {
   return out;
 };
 
+/**
+ * The opt-in cutover (proxmox.cutover): the VM joins the bridge that keeps the host's new address,
+ * the gateway is the router's address on that bridge's subnet, and that subnet is not the LAN.
+ */
+export const cutoverConsistent: Rule = (ctx) => {
+  const c = ctx.state.proxmox?.cutover;
+  if (ctx.state.backend !== 'opnsense-vm' || !c) return [];
+  const out: Diagnostic[] = [];
+  const base: Path = ['proxmox', 'cutover'];
+  if (ctx.state.vm && ctx.state.vm.bridgeNic?.bridge !== c.bridge) {
+    out.push(
+      finding(
+        ctx,
+        [...base, 'bridge'],
+        'RULE_CUTOVER_BRIDGE_NOT_JOINED',
+        `The host keeps its management address on ${c.bridge} after the cutover, but the router VM does not join that bridge (vm.bridgeNic ${ctx.state.vm.bridgeNic ? `is ${ctx.state.vm.bridgeNic.bridge}` : 'is not set'}); nothing could reach the host.`,
+        `Set vm.bridgeNic: {bridge: ${c.bridge}} so the router gets a NIC on it, or set proxmox.cutover.bridge to the bridge vm.bridgeNic names.`,
+      ),
+    );
+  }
+  const subnet = parseCidr(c.hostAddress);
+  const own = parseIpv4(c.hostAddress.split('/')[0] ?? '');
+  const gw = parseIpv4(c.gateway);
+  if (subnet && own !== undefined && !isHostAddressIn(subnet, own)) {
+    out.push(finding(ctx, [...base, 'hostAddress'], 'RULE_CUTOVER_ADDRESS', `proxmox.cutover.hostAddress ${c.hostAddress} is the network or broadcast address of its subnet.`, `Use a host address, e.g. ${formatIpv4(subnet.first + 2)}/${subnet.prefix}.`));
+  }
+  if (subnet && gw !== undefined && (!isHostAddressIn(subnet, gw) || gw === own)) {
+    out.push(
+      finding(
+        ctx,
+        [...base, 'gateway'],
+        'RULE_CUTOVER_GATEWAY',
+        gw === own ? `proxmox.cutover.gateway ${c.gateway} is the host's own new address.` : `proxmox.cutover.gateway ${c.gateway} is not in the subnet of hostAddress ${c.hostAddress}.`,
+        `Set it to the router's address on ${c.bridge}, inside ${formatCidr(subnet)} and different from the host's, e.g. ${formatIpv4(subnet.first + 1)}.`,
+      ),
+    );
+  }
+  const lan = parseCidr(ctx.state.lan.subnet);
+  if (subnet && lan && rangesOverlap(subnet, lan)) {
+    out.push(
+      finding(
+        ctx,
+        [...base, 'hostAddress'],
+        'RULE_CUTOVER_ADDRESS',
+        `proxmox.cutover.hostAddress ${c.hostAddress} overlaps the LAN ${ctx.state.lan.subnet}; the router must route between the two.`,
+        'Choose a small subnet of its own for the host and the router, e.g. 10.10.99.2/24 with gateway 10.10.99.1.',
+      ),
+    );
+  }
+  return out;
+};
+
 export interface RuleEntry {
   readonly name: string;
   readonly rule: Rule;
@@ -816,6 +868,12 @@ export const RULES: readonly RuleEntry[] = [
     codes: ['RULE_STATIC_GATEWAY_OUTSIDE_SUBNET'],
   },
   { name: 'staticGatewaysDistinct', rule: staticGatewaysDistinct, checks: 'No two static WANs share a gateway address.', codes: ['RULE_GATEWAY_DUPLICATE'] },
+  {
+    name: 'cutoverConsistent',
+    rule: cutoverConsistent,
+    checks: 'With proxmox.cutover: the router VM joins its bridge (vm.bridgeNic), the gateway is a host address of hostAddress\'s subnet, and that subnet is not the LAN.',
+    codes: ['RULE_CUTOVER_BRIDGE_NOT_JOINED', 'RULE_CUTOVER_ADDRESS', 'RULE_CUTOVER_GATEWAY'],
+  },
 ];
 
 export function runRules(ctx: RuleContext): Diagnostic[] {

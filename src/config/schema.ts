@@ -28,6 +28,8 @@ const USB_ID = /^[0-9a-fA-F]{4}$/;
 /** Linux limits interface names to 15 characters (IFNAMSIZ); Proxmox bridges are interfaces too. */
 const INTERFACE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,14}$/;
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const DNS_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const DNS_LABELS = /^(?=.{1,63}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 /** Proxmox API token ids: `user@realm!tokenname` (pve-access-control `pve-tokenid`). */
 const TOKEN_ID = /^[^\s:@!/=]+@[A-Za-z][A-Za-z0-9._-]+![A-Za-z][A-Za-z0-9._-]+$/;
@@ -148,25 +150,65 @@ const ProxmoxSchema = z
           'DUALWAN_PROXMOX_TOKEN_SECRET in the environment or the 0600 credentials file, never from this file.',
       ),
     fingerprint: fingerprint('the Proxmox API'),
+    cutover: z
+      .strictObject({
+        bridge: z
+          .string()
+          .regex(INTERFACE_NAME, 'must be a bridge name such as vmbr1')
+          .default('vmbr1')
+          .describe('Bridge without physical ports that keeps the host\'s new management address; the router VM joins it (vm.bridgeNic must name it). Created when missing. Default "vmbr1".'),
+        hostAddress: cidr().describe('The host\'s management address on that bridge afterwards, with its prefix, e.g. 10.10.99.2/24. dualwan, the API and SSH reach the host there, through the router.'),
+        gateway: ipv4().describe('The router\'s address on that bridge, the host\'s new default gateway, e.g. 10.10.99.1. The router must answer there and route between it and the LAN.'),
+        timeoutSeconds: z
+          .number()
+          .int()
+          .min(60)
+          .max(3600)
+          .default(300)
+          .describe('Dead-man timer: unless dualwan reaches the host through the new path within this many seconds, the host restores its network config and stops the router VM. Default 300.'),
+        ssh: z
+          .strictObject({
+            user: z
+              .string()
+              .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a user name such as root')
+              .default('root')
+              .describe('SSH user on the Proxmox host; root, or passwordless sudo. Default "root".'),
+            port: port(22, 'SSH port of the Proxmox host.'),
+            hostKey: z
+              .string()
+              .regex(SSH_HOST_KEY, 'must be an SSH host key fingerprint as ssh-keygen -lf prints it: "SHA256:" and 43 base64 characters')
+              .optional()
+              .describe('Pinned SSH host key of the Proxmox host, "SHA256:…" as `ssh-keygen -lf` prints it. When absent, the first connection asks you to confirm it and writes it here.'),
+          })
+          .prefault({})
+          .describe('SSH to the Proxmox host (at proxmox.host before, at hostAddress after), which arms and disarms the dead-man timer. The key comes from DUALWAN_SSH_PRIVATE_KEY_FILE, never from here.'),
+      })
+      .optional()
+      .describe(
+        'Opt-in: let the NIC that carries the Proxmox management address go to the router VM, guarded by a dead-man timer (docs/cutover.md). When absent, preflight refuses to pass that NIC through.',
+      ),
   })
   .describe('How to reach the Proxmox VE host. Required with backend opnsense-vm; ignored, with a warning, with backend linux.');
 
 const VmImageSchema = z
   .strictObject({
-    url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).describe('Where the Proxmox host downloads the image from.'),
+    url: z
+      .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+      .describe('Where dualwan downloads the image from (on the machine it runs on; it then uploads the unpacked image to the Proxmox host).'),
     filename: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a plain file name without a directory')
-      .describe('File name on the image storage.'),
+      .regex(/\.(raw|qcow2|vmdk)$/, 'must end in .raw, .qcow2 or .vmdk (the formats Proxmox imports a VM disk from)')
+      .describe('File name of the unpacked image in the image storage\'s import content, ending in .raw, .qcow2 or .vmdk; the VM disk is imported from it.'),
     checksum: z
       .string()
       .regex(HEX, 'must be a hexadecimal digest')
-      .describe('Published checksum of the downloaded (still compressed) file; the host verifies it before the image is used.'),
+      .describe('Published checksum of the downloaded (still compressed) file; dualwan verifies it before the image is unpacked and uploaded.'),
     checksumAlgorithm: z.enum(['sha256', 'sha512']).default('sha256').describe('Algorithm of `checksum`. Default sha256.'),
     compression: z
       .enum(['bz2', 'gz', 'lzo', 'zst'])
       .optional()
-      .describe('Compression the host removes after download. When absent the file is used as downloaded.'),
+      .describe('Compression dualwan removes after the download, with the system tool (bzip2, gzip, lzop or zstd must be installed). When absent the file is uploaded as downloaded.'),
   })
   .superRefine((image, ctx) => {
     const want = image.checksumAlgorithm === 'sha512' ? 128 : 64;
@@ -212,7 +254,7 @@ const VmSchema = z
       .string()
       .regex(STORAGE_ID, 'must be a Proxmox storage id such as local')
       .default('local')
-      .describe('Proxmox storage the image is downloaded to (content "iso"). Default "local".'),
+      .describe('Proxmox directory storage for the VM image (content "import", where the VM disk is imported from) and the bootstrap\'s seed CD (content "iso"). Default "local".'),
     image: VmImageSchema.optional()
       .describe('The disk image to boot, to pin a different release than the template. Default: from the template.')
       .meta({ 'x-default': 'from the template' }),
@@ -244,6 +286,16 @@ const OpnsenseSchema = z
       .meta({ 'x-default': 'lan.routerAddress' }),
     port: port(443, 'Port of the OPNsense web GUI and API.'),
     fingerprint: fingerprint('the OPNsense web GUI'),
+    hostname: z
+      .string()
+      .regex(DNS_LABEL, 'must be a host name: one DNS label of letters, digits and hyphens (not at either end), at most 63 characters, no dots')
+      .default('dualwan-router')
+      .describe('Host name OPNsense gets in its first configuration (the bootstrap); shown in its prompt and web GUI. Default "dualwan-router".'),
+    domain: z
+      .string()
+      .regex(DNS_NAME, 'must be a domain name: dot-separated DNS labels of letters, digits and hyphens, at most 253 characters')
+      .default('home.arpa')
+      .describe('Domain OPNsense gets in its first configuration (the bootstrap). Default "home.arpa", the name reserved for home networks (RFC 8375).'),
   })
   .describe('How to reach OPNsense after bootstrap (backend opnsense-vm). Every field has a default, so the section may be left out.');
 
@@ -271,7 +323,7 @@ const LinuxSchema = z
       .meta({ 'x-default': 'lan.uplink.interface' }),
   })
   .describe(
-    'How to reach the Linux router. Required with backend linux; ignored with backend opnsense-vm. SSH keys come from the SSH agent or the credentials file, never from here.',
+    'How to reach the Linux router. Required with backend linux; ignored with backend opnsense-vm. The SSH key is the private key file named by DUALWAN_SSH_PRIVATE_KEY_FILE (environment or credentials file), never this file.',
   );
 
 const AddressingSchema = z

@@ -88,6 +88,19 @@ export interface ProxmoxTarget {
   readonly tokenId: string;
   /** Pinned SHA-256 fingerprint of the API certificate, "AA:BB:…", or undefined before first contact. */
   readonly fingerprint?: string;
+  /** Opt-in lockout-safe cutover: the management NIC may go to the router VM (docs/cutover.md). */
+  readonly cutover?: ProxmoxCutover;
+}
+
+export interface ProxmoxCutover {
+  /** Port-less bridge keeping the host's new management address; the VM joins it. */
+  readonly bridge: string;
+  /** The host's new address with prefix, reached through the router. */
+  readonly hostAddress: Cidr;
+  /** The router's address on that bridge: the host's new default gateway. */
+  readonly gateway: Ipv4;
+  readonly timeoutSeconds: number;
+  readonly ssh: { readonly user: string; readonly port: number; readonly hostKey?: string };
 }
 
 export interface VmImage {
@@ -134,6 +147,9 @@ export interface OpnsenseTarget {
   readonly host: string;
   readonly port: number;
   readonly fingerprint?: string;
+  /** Host name and domain of the first configuration (the bootstrap's seed config.xml). */
+  readonly hostname?: string;
+  readonly domain?: string;
 }
 
 export interface LinuxRouterTarget {

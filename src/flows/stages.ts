@@ -5,11 +5,16 @@ import { applyPlan, makePlan, observe } from '../plan/engine';
 import { desiredHash, proxmoxStage } from './router-vm';
 import { opnsenseStage } from './opnsense';
 import { linuxStage } from './linux';
+import { bootstrapStage } from '../bootstrap/stage';
+import { cutoverStage } from './cutover';
 import type { PlanSet, Stage, StageEnv, StageSession } from './stage';
 
 /** The stages of a backend, in the order they are applied. */
 export function stagesFor(state: DesiredState): Stage[] {
-  if (state.backend === 'opnsense-vm') return [proxmoxStage(), opnsenseStage()];
+  // The bootstrap sits between the VM and the REST configuration: it gives OPNsense its first
+  // config.xml (and the API key the OPNsense stage then reads from the credentials file). The
+  // guarded cutover (proxmox.cutover) comes last: the host's new path runs through a set-up router.
+  if (state.backend === 'opnsense-vm') return [proxmoxStage(), bootstrapStage(), opnsenseStage(), ...(state.proxmox?.cutover ? [cutoverStage()] : [])];
   if (state.backend === 'linux') return [linuxStage()];
   throw new DualwanError('BACKEND_NOT_AVAILABLE', `The '${state.backend}' backend cannot be applied by this version of dualwan yet.`, {
     source: 'user',

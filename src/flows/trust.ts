@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { parseDocument } from 'yaml';
 import { TlsPinError, TtyRequiredError } from '../core/errors';
 import type { Ui } from '../core/ui';
-import { isFingerprint, normaliseFingerprint, probeCertificate } from '../net/pinned-tls';
+import { isFingerprint, normaliseFingerprint, probeCertificate, type ConnectVia } from '../net/pinned-tls';
 
 export interface TrustOptions {
   readonly system: 'Proxmox VE' | 'OPNsense';
@@ -17,6 +17,8 @@ export interface TrustOptions {
   readonly record?: { file: string; keyPath: readonly string[] };
   /** A command that shows the fingerprint on the server itself, for the user to compare. */
   readonly compareWith: string;
+  /** The path to the server when it is not TCP from here (see OpnsenseClientOptions.connectVia), and its words. */
+  readonly via?: { readonly connect: ConnectVia; readonly text: string };
 }
 
 /**
@@ -29,12 +31,12 @@ export async function ensurePinned(o: TrustOptions): Promise<string> {
     if (!isFingerprint(o.pinned)) throw new TlsPinError(`The pinned fingerprint for ${o.system} is malformed: ${o.pinned}`, 'A SHA-256 fingerprint has 32 hex pairs separated by colons (AA:BB:…). Remove it to pin afresh on next contact.');
     return normaliseFingerprint(o.pinned);
   }
-  const cert = await probeCertificate(o.host, o.port);
+  const cert = await probeCertificate(o.host, o.port, 10_000, o.via?.connect);
   const fp = normaliseFingerprint(cert.fingerprint256);
   o.ui.notify({
     code: 'TLS_FIRST_CONTACT',
     level: 'info',
-    text: `First contact with ${o.system} at ${o.host}:${o.port}.\n  certificate: ${cert.subject}\n  issued by:   ${cert.issuer}\n  valid until: ${cert.validTo}\n  SHA-256:     ${fp}\nCompare it with \`${o.compareWith}\` on the server.`,
+    text: `First contact with ${o.system} at ${o.host}:${o.port}${o.via ? ` ${o.via.text}` : ''}.\n  certificate: ${cert.subject}\n  issued by:   ${cert.issuer}\n  valid until: ${cert.validTo}\n  SHA-256:     ${fp}\nCompare it with \`${o.compareWith}\` on the server.`,
     data: { fingerprint: fp, subject: cert.subject },
   });
   if (!o.trustOnFirstUse) {

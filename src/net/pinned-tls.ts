@@ -57,6 +57,13 @@ function mismatch(host: string, port: number, expected: string, got: string, sys
   );
 }
 
+/**
+ * Opens the byte stream TLS runs over when the server is not reached by TCP from this machine
+ * (e.g. an SSH channel through a host that reaches it). The pin is checked the same way: nothing
+ * is written into the TLS session before the server's certificate matched.
+ */
+export type ConnectVia = () => Promise<Duplex>;
+
 export interface PinnedConnectOptions {
   readonly host: string;
   readonly port: number;
@@ -64,10 +71,39 @@ export interface PinnedConnectOptions {
   readonly system: string;
   readonly timeoutMs?: number;
   readonly alpn?: string[];
+  /** The stream to run TLS over instead of TCP to host:port; host and port then only name the server. */
+  readonly via?: ConnectVia;
 }
 
 /** Opens a TLS socket and hands it over only once the server's certificate matched the pin. */
-export function connectPinned(opts: PinnedConnectOptions, done: (err: Error | null, socket: tls.TLSSocket | null) => void): tls.TLSSocket {
+export function connectPinned(opts: PinnedConnectOptions, done: (err: Error | null, socket: tls.TLSSocket | null) => void): tls.TLSSocket | undefined {
+  if (opts.via) {
+    // the stream first (bounded by the same timeout), then TLS over it
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      done(new Error(`Opening the path to ${opts.host}:${opts.port} timed out`), null);
+    }, opts.timeoutMs ?? 10_000);
+    opts.via().then(
+      (stream) => {
+        clearTimeout(timer);
+        if (timedOut) {
+          stream.destroy();
+          return;
+        }
+        pinnedOver(opts, stream, done);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        if (!timedOut) done(err instanceof Error ? err : new Error(String(err)), null);
+      },
+    );
+    return undefined;
+  }
+  return pinnedOver(opts, undefined, done);
+}
+
+function pinnedOver(opts: PinnedConnectOptions, stream: Duplex | undefined, done: (err: Error | null, socket: tls.TLSSocket | null) => void): tls.TLSSocket {
   const expected = normaliseFingerprint(opts.fingerprint);
   let settled = false;
   const finish = (err: Error | null, s: tls.TLSSocket | null) => {
@@ -77,8 +113,7 @@ export function connectPinned(opts: PinnedConnectOptions, done: (err: Error | nu
     done(err, s);
   };
   const socket = tls.connect({
-    host: opts.host,
-    port: opts.port,
+    ...(stream ? { socket: stream } : { host: opts.host, port: opts.port }),
     servername: isIP(opts.host) ? undefined : opts.host,
     // The pin below replaces CA validation for this one socket (self-signed certificates).
     rejectUnauthorized: false,
@@ -86,25 +121,32 @@ export function connectPinned(opts: PinnedConnectOptions, done: (err: Error | nu
   });
   socket.setTimeout(opts.timeoutMs ?? 10_000, () => {
     socket.destroy();
+    stream?.destroy();
     finish(new Error(`TLS connection to ${opts.host}:${opts.port} timed out`), null);
   });
   socket.once('secureConnect', () => {
     const got = socket.getPeerCertificate().fingerprint256 ?? '';
     if (normaliseFingerprint(got) !== expected) {
       socket.destroy();
+      stream?.destroy();
       finish(mismatch(opts.host, opts.port, expected, got, opts.system), null);
       return;
     }
     finish(null, socket);
   });
-  socket.once('error', (e) => finish(e, null));
+  socket.once('error', (e) => {
+    stream?.destroy();
+    finish(e, null);
+  });
+  // the stream under TLS goes with it
+  if (stream) socket.once('close', () => stream.destroy());
   return socket;
 }
 
 /** An https.Agent for axios and node:https that accepts only the pinned certificate. */
 export class PinnedHttpsAgent extends https.Agent {
   constructor(
-    private readonly pin: { fingerprint: string; system: string; timeoutMs?: number },
+    private readonly pin: { fingerprint: string; system: string; timeoutMs?: number; via?: ConnectVia },
     options?: https.AgentOptions,
   ) {
     super({ keepAlive: true, ...options });
@@ -113,7 +155,7 @@ export class PinnedHttpsAgent extends https.Agent {
   override createConnection(options: https.RequestOptions, cb?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
     const host = options.hostname ?? options.host ?? 'localhost';
     connectPinned(
-      { host, port: Number(options.port ?? 443), fingerprint: this.pin.fingerprint, system: this.pin.system, timeoutMs: this.pin.timeoutMs },
+      { host, port: Number(options.port ?? 443), fingerprint: this.pin.fingerprint, system: this.pin.system, timeoutMs: this.pin.timeoutMs, ...(this.pin.via ? { via: this.pin.via } : {}) },
       (err, socket) => cb?.(err, socket as Duplex),
     );
     return undefined;
@@ -124,9 +166,11 @@ export class PinnedHttpsAgent extends https.Agent {
  * Reads the server's certificate without sending anything, for trust on first use: the user is
  * shown this fingerprint and decides whether to pin it.
  */
-export function probeCertificate(host: string, port: number, timeoutMs = 10_000): Promise<PeerCertificateInfo> {
+export async function probeCertificate(host: string, port: number, timeoutMs = 10_000, via?: ConnectVia): Promise<PeerCertificateInfo> {
+  const stream = via ? await via() : undefined;
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host, port, servername: isIP(host) ? undefined : host, rejectUnauthorized: false });
+    const socket = tls.connect({ ...(stream ? { socket: stream } : { host, port }), servername: isIP(host) ? undefined : host, rejectUnauthorized: false });
+    if (stream) socket.once('close', () => stream.destroy());
     socket.setTimeout(timeoutMs, () => {
       socket.destroy();
       reject(new Error(`No TLS answer from ${host}:${port} within ${timeoutMs} ms`));

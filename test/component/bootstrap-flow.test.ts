@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { utils } from 'ssh2';
+import { storeOpnsenseApiKey } from '../../src/bootstrap/credentials-store';
 import { bootstrapOpnsense, BootstrapError } from '../../src/bootstrap/flow';
 import { bootstrapStage, type BootstrapStageContext } from '../../src/bootstrap/stage';
 import { loadConfigFile } from '../../src/config/load';
@@ -66,6 +67,10 @@ describe('hotspot-failover playbook: empty Proxmox host → OPNsense answering w
       // The Proxmox stage had started the VM: the importer prompt went by unseen, so the seed
       // was imported from the shell after a login with the factory password.
       expect(r).toMatchObject({ importedBy: 'shell', device: 'cd0', httpsFingerprint: rig.router.fingerprint, apiKey: RIG_SECRETS.apiKey, seedVolume: 'local:iso/dualwan-seed-100.iso' });
+      // Without Datastore.Allocate on the storage (the dualwan role leaves it out) the seed image stays, and the run says so.
+      expect(r.seedImage).toBe('kept');
+      expect(ui.notices.find((n) => n.code === 'BOOTSTRAP_SEED_KEPT')?.text).toContain('pvesm free local:iso/dualwan-seed-100.iso');
+      expect(rig.pve.host.state.volumes.map((v) => v.volid)).toContain('local:iso/dualwan-seed-100.iso');
     } finally {
       await session.close();
     }
@@ -137,8 +142,12 @@ describe('bootstrapOpnsense on a VM that was never started', () => {
     expect(rig.guest.boots).toBe(1);
     expect(ui.codes()).toEqual(expect.arrayContaining(['BOOTSTRAP_API_KEY_STORED', 'BOOTSTRAP_ROOT_PASSWORD', 'BOOTSTRAP_PINNED', 'BOOTSTRAP_API_OK']));
     // The upload went through the schema-checked multipart route and Proxmox verified its checksum.
-    const upload = rig.pve.host.requests.find((q) => q.template === '/nodes/{node}/storage/{storage}/upload')!;
-    expect(upload.params).toMatchObject({ content: 'iso', 'checksum-algorithm': 'sha256', filename: 'dualwan-seed-100.iso' });
+    const uploads = rig.pve.host.requests.filter((q) => q.template === '/nodes/{node}/storage/{storage}/upload');
+    expect(uploads.find((q) => q.params.content === 'iso')?.params).toMatchObject({ 'checksum-algorithm': 'sha256', filename: 'dualwan-seed-100.iso' });
+    // The guest booted from the disk the Proxmox stage imported from the uploaded nano image.
+    expect(uploads.find((q) => q.params.content === 'import')?.params).toMatchObject({ filename: 'OPNsense-26.7-nano-amd64.raw' });
+    const disk = rig.pve.host.state.volumes.find((v) => v.volid === String(rig.pve.host.state.vms[0]!.conf.scsi0).split(',')[0]);
+    expect(disk?.bytes?.equals(rig.pve.host.localImage.raw)).toBe(true);
     expect(rig.pve.host.contractViolations).toEqual([]);
   });
 
@@ -151,6 +160,45 @@ describe('bootstrapOpnsense on a VM that was never started', () => {
     expect(err).toBeInstanceOf(BootstrapError);
     expect((err as Error).message).toMatch(/REST API at 127\.0\.0\.1:\d+ did not answer within 2 s/);
     expect(rig.gate.reason).toBe('the imported config.xml does not carry the expected API key');
+  });
+
+  it('refuses, before any write, a bootstrap whose new key a key in the environment would hide', async () => {
+    const ui = new TestUi();
+    const base = envFor(rig, ui);
+    // OPNsense not reachable (a new VM's factory LAN is elsewhere): nothing to pin, so it is bootstrapped…
+    const env: StageEnv = { ...base, state: { ...base.state, opnsense: { ...base.state.opnsense!, port: 1 } }, env: { ...base.env, DUALWAN_OPNSENSE_API_KEY: 'k'.repeat(40), DUALWAN_OPNSENSE_API_SECRET: 's'.repeat(40) } };
+    const writes = rig.pve.host.writeCount;
+    const session = await bootstrapStage({ secrets: () => RIG_SECRETS }).open(env);
+    try {
+      const err = await planStage(session, env.state).catch((e: unknown) => e);
+      expect((err as { code?: string }).code).toBe('BOOTSTRAP_KEY_SHADOWED');
+      expect((err as Error).message).toContain('DUALWAN_OPNSENSE_API_KEY');
+      expect((err as Error).message).not.toContain('s'.repeat(40));
+      expect((err as { remedy?: string }).remedy).toMatch(/^Unset DUALWAN_OPNSENSE_API_KEY and DUALWAN_OPNSENSE_API_SECRET/);
+    } finally {
+      await session.close();
+    }
+    expect(rig.pve.host.writeCount).toBe(writes);
+    expect(fs.existsSync(rig.credentialsFile)).toBe(false);
+  });
+
+  it('refuses to bootstrap over an OPNsense that was set up before (pinned, key on file) and now refuses the key', async () => {
+    rig.router.controls.resumeAnswering(); // it answers, but not with the key on file
+    storeOpnsenseApiKey(rig.credentialsFile, Buffer.alloc(60, 7).toString('base64'), Buffer.alloc(60, 8).toString('base64'));
+    const base = envFor(rig, new TestUi());
+    const env: StageEnv = { ...base, state: { ...base.state, opnsense: { ...base.state.opnsense!, fingerprint: rig.router.fingerprint } } };
+    const writes = rig.pve.host.writeCount;
+    const session = await bootstrapStage({ secrets: () => RIG_SECRETS }).open(env);
+    try {
+      const err = await planStage(session, env.state).catch((e: unknown) => e);
+      expect((err as { code?: string }).code).toBe('BOOTSTRAP_WOULD_REPLACE_CONFIG');
+      expect((err as Error).message).toMatch(/was set up before .* but refuses that key/);
+      expect((err as { remedy?: string }).remedy).toContain('remove opnsense.fingerprint from dualwan.yaml');
+    } finally {
+      await session.close();
+    }
+    expect(rig.pve.host.writeCount).toBe(writes);
+    expect(rig.guest.boots).toBe(0);
   });
 
   it('refuses a VM without a serial console before writing anything', async () => {

@@ -8,13 +8,14 @@ import type { ApplyReport, Plan } from '../../src/core/plan';
 import { proxmoxStage } from '../../src/flows/router-vm';
 import type { StageEnv, StageSession } from '../../src/flows/stage';
 import { applyStagePlan, planStage } from '../../src/flows/stages';
-import { startSimulatedHost, writePlaybookFor, packageRoot } from '../doubles/proxmox/simulated-host';
-import type { ProxmoxDouble, ProxmoxDoubleOptions } from '../doubles/proxmox/server';
+import { startSimulatedHost, writePlaybookFor, packageRoot, type SimulatedHost } from '../doubles/proxmox/simulated-host';
+import type { ProxmoxDoubleOptions } from '../doubles/proxmox/server';
 import { TestUi } from './test-ui';
 import { pointAtRouter, startSimulatedRouter, type SimulatedRouter } from '../doubles/opnsense/simulated-router';
 
 export interface Harness {
-  readonly host: ProxmoxDouble;
+  /** The Proxmox double and, as `host.localImage`, the loopback stand-in of the image mirror vm.image points at. */
+  readonly host: SimulatedHost;
   /** The OPNsense the VM would run, already bootstrapped; the config points at it, never at a LAN address. */
   readonly router: SimulatedRouter;
   readonly dir: string;

@@ -5,6 +5,7 @@ import { pendingChanges } from '../../core/plan';
 import type { PlanSet, StageEnv } from '../../flows/stage';
 import { applyStagePlan, isUnreachable, planStage, savedPlanFor, stagesFor } from '../../flows/stages';
 import type { StageSession } from '../../flows/stage';
+import type { Ui } from '../../core/ui';
 import { redact } from '../../secrets/redact';
 import type { GlobalOptions } from '../options';
 import { renderPlan } from '../render';
@@ -26,10 +27,11 @@ const print = (s: string) => process.stdout.write(`${redact(s)}\n`);
 
 export async function planCommand(o: PlanOptions, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const ui = terminalUi(o);
-  const state = loadState(o.config, ui);
+  let state = loadState(o.config, ui);
   const planned: { stage: string; plan: Plan }[] = [];
   const deferred: { stage: string; reason: string }[] = [];
-  for (const stage of stagesFor(state)) {
+  for (const [i, stage] of stagesFor(state).entries()) {
+    if (i > 0) state = loadState(o.config); // a certificate pinned by the stage before
     const senv: StageEnv = { state, ui, trustOnFirstUse: !!o.trustOnFirstUse, credentialsFile: o.credentials, env, earlier: planned };
     const why = stage.deferred?.(senv);
     if (why) {
@@ -69,12 +71,37 @@ function readSavedPlan(file: string): PlanSet {
 
 export async function applyCommand(o: ApplyOptions, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const ui = terminalUi(o);
-  const state = loadState(o.config, ui);
-  const saved = o.plan ? readSavedPlan(o.plan) : undefined;
+  const { results, deferred, changed } = await applyStages({ ...o, ui, env, saved: o.plan ? readSavedPlan(o.plan) : undefined });
+  if (o.json) print(JSON.stringify({ formatVersion: 1, stages: results, deferred }, null, 2));
+  return o.detailedExitcode && (changed || deferred.length) ? 2 : 0;
+}
+
+/** One apply run over the stages of the backend (also the last part of `dualwan setup`). */
+export interface ApplyRun {
+  readonly config: string;
+  readonly ui: Ui;
+  readonly env: NodeJS.ProcessEnv;
+  readonly yes?: boolean;
+  readonly json?: boolean;
+  readonly trustOnFirstUse?: boolean;
+  readonly credentials?: string;
+  readonly saved?: PlanSet;
+}
+
+/**
+ * Each stage in order: open (read-only checks), plan, show, confirm unless `yes`, apply with
+ * progress. Whatever stages the backend has run, so a stage added later needs no change here.
+ */
+export async function applyStages(o: ApplyRun): Promise<{ results: { stage: string; plan: Plan; report: ApplyReport }[]; deferred: { stage: string; reason: string }[]; changed: boolean }> {
+  const { ui, env, saved } = o;
+  let state = loadState(o.config, ui);
   const results: { stage: string; plan: Plan; report: ApplyReport }[] = [];
   const deferred: { stage: string; reason: string }[] = [];
   let changed = false;
-  for (const stage of stagesFor(state)) {
+  for (const [i, stage] of stagesFor(state).entries()) {
+    // A stage may have recorded something in dualwan.yaml for the next one (a certificate pinned on
+    // first contact, or OPNsense's read from its console by the bootstrap): each starts from the file.
+    if (i > 0) state = loadState(o.config);
     const senv: StageEnv = { state, ui, trustOnFirstUse: !!o.trustOnFirstUse, credentialsFile: o.credentials, env, earlier: [] };
     // A stage that depends on what this run just created is tried, and deferred if it cannot be
     // reached yet (a router VM that is still booting); any other failure stops the run.
@@ -114,6 +141,5 @@ export async function applyCommand(o: ApplyOptions, env: NodeJS.ProcessEnv = pro
       await session.close();
     }
   }
-  if (o.json) print(JSON.stringify({ formatVersion: 1, stages: results, deferred }, null, 2));
-  return o.detailedExitcode && (changed || deferred.length) ? 2 : 0;
+  return { results, deferred, changed };
 }

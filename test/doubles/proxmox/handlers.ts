@@ -9,6 +9,7 @@ import { PermissionDenied, ROOT } from './perms';
 import { notImplemented, type Params } from './schema';
 import { consoleHubOf } from './console';
 import { spoolOf } from './upload';
+import { applyNetwork, createIface, deleteIface, networkView, nicsTakenByVm, readIface, revertNetwork, updateIface } from './network';
 import {
   configDigest,
   isConfigOption,
@@ -431,6 +432,12 @@ function createDisks(core: DoubleCore, t: TaskContext | undefined, vm: Vm, setti
       if (key === 'efidisk0') size = storageOf(core, storeid).path !== undefined ? (d.efitype === '4m' ? 540672 : 131072) : 4 * 1024 * 1024;
       if (key === 'tpmstate0') size = 4 * 1024 * 1024;
       const vol = allocVolume(core, t, storeid, vm.vmid, size);
+      if (src) {
+        // the disk now holds what the source held (a simulated guest boots from these bytes)
+        const sv = findVolume(core, src)!;
+        vol.importedFrom = src;
+        if (sv.bytes) vol.bytes = sv.bytes;
+      }
       created.push(vol.volid);
       d.file = vol.volid;
       d.size = String(size);
@@ -647,6 +654,7 @@ function startVm(core: DoubleCore, vmid: number): void {
   vm.startedAt = Date.now();
   vm.runningMachine = machine.q35 ? 'pc-q35-10.1+pve1' : 'pc-i440fx-10.1+pve1';
   vmPciInUse.set(vm, chosen.flatMap((c) => c.ids));
+  nicsTakenByVm(core, vmid, chosen.flatMap((c) => c.ids));
   // a simulated guest on the serial socket boots (console.ts); nothing happens without one
   consoleHubOf(core)?.power(vmid, true);
 }
@@ -778,7 +786,7 @@ function listPci(c: Ctx): unknown {
 
 function listNetwork(c: Ctx): unknown {
   const type = str(c.params.type);
-  return c.core.inv.network.filter((n) => {
+  return networkView(c).filter((n) => {
     if (type) {
       if (type === 'any_bridge' || type === 'any_local_bridge') {
         if (n.type !== 'bridge' && n.type !== 'OVSBridge') return false;
@@ -846,6 +854,50 @@ function storageContent(c: Ctx): unknown {
 }
 
 const DIRS: Record<string, string> = { iso: 'template/iso', vztmpl: 'template/cache', import: 'import' };
+
+/**
+ * pve-storage API2/Storage/Content.pm `delete`: the volume id from {storage} and {volume}
+ * (real_volume_id: a full volid must name the same storage), the ACL check in the code (the schema
+ * says only `user: all`): Datastore.Allocate on /storage/<id> (backups of a VM: AllocateSpace +
+ * VM.Backup, not simulated), then an `imgdel` task running vdisk_free. A file that is not there is
+ * a warning of the task (Plugin.pm free_image), not an error. Nothing checks whether a VM still
+ * has the volume attached as its CD.
+ */
+function deleteVolume(c: Ctx): unknown {
+  const { core } = c;
+  const storeParam = str(c.params.storage);
+  const volume = String(c.params.volume);
+  let volid: string;
+  let storeid: string;
+  if (volume.includes(':')) {
+    const vt = volumeType(volume);
+    if (!vt) throw new ParamError({ volume: `unable to parse volume ID '${volume}'` });
+    if (storeParam && vt.storage !== storeParam) throw new ParamError({ volume: `storage ID mismatch (${vt.storage} != ${storeParam})` });
+    volid = volume;
+    storeid = vt.storage;
+  } else {
+    if (!storeParam) throw new ParamError({ volume: 'no storage specified - incomplete volume ID' });
+    volid = `${storeParam}:${volume}`;
+    storeid = storeParam;
+  }
+  const scfg = storageOf(core, storeid);
+  const vt = volumeType(volid)!;
+  if (vt.vtype === 'backup') die('the proxmox test double does not simulate deleting backups');
+  core.acl.check(c.user, `/storage/${storeid}`, ['Datastore.Allocate']);
+  return core.startTask('imgdel', storeid, c.user, (t) => {
+    const v = findVolume(core, volid);
+    if (!v) {
+      if (scfg.path === undefined) die(`volume '${volid}' does not exist`); // (inferred) lvremove/zfs destroy fail
+      const rel = vt.vtype === 'images' ? `images/${vt.name}` : `${DIRS[vt.vtype] ?? vt.vtype}/${vt.name.replace(/^[^/]+\//, '')}`;
+      t.warn(`disk image '${scfg.path}/${rel}' does not exist`);
+    } else {
+      core.inv.volumes = core.inv.volumes.filter((x) => x !== v);
+      scfg.used -= v.size;
+      scfg.avail += v.size;
+    }
+    t.log(`Removed volume '${volid}'`);
+  });
+}
 
 /** pve-storage API2/Storage/Status.pm download_url + pve-common Tools.pm download_file_from_url */
 function downloadUrl(c: Ctx): unknown {
@@ -1540,6 +1592,47 @@ function uploadFile(c: Ctx): unknown {
   });
 }
 
+/** qemu-server API2/Qemu.pm resize_vm: a `resize` task; the checks run in the worker, under the config lock. */
+function vmResize(c: Ctx): unknown {
+  const { core, user } = c;
+  const vmid = vmidParam(c);
+  if (isTrue(c.params.skiplock) && user !== ROOT) throw new ParamError({ skiplock: 'Only root may use this option.' });
+  const digest = str(c.params.digest);
+  const disk = String(c.params.disk);
+  const sizeStr = String(c.params.size);
+  return core.startTask('resize', vmid, user, () => {
+    const vm = core.loadVm(vmid);
+    if (digest && digest !== configDigest(vm)) die('checksum mismatch (file change by other user?)');
+    if (vm.conf.lock && !isTrue(c.params.skiplock)) die(`VM is locked (${vm.conf.lock})`);
+    if (!vm.conf[disk]) die(`disk '${disk}' does not exist`);
+    const d = parseDrive(core, disk, vm.conf[disk]!);
+    const volid = d.file;
+    if (!volid) die(`disk '${disk}' has no associated volume`);
+    if (isCdrom(d)) die("you can't resize a cdrom");
+    const vt = volumeType(volid!);
+    const storeid = vt?.storage ?? volid!.split(':')[0]!;
+    core.acl.check(user, `/storage/${storeid}`, ['Datastore.AllocateSpace']);
+    const vol = findVolume(core, volid!);
+    if (!vol) die(`Could not determine current size of volume '${volid}'`);
+    const m = /^(\+)?(\d+(\.\d+)?)([KMGT])?$/.exec(sizeStr);
+    if (!m) die('internal error');
+    const unit: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+    let newSize = Number(m![2]) * (m![4] ? unit[m![4]]! : 1);
+    if (m![1]) newSize += vol!.size;
+    newSize = Math.floor(newSize);
+    if (newSize < vol!.size) die('shrinking disks is not supported');
+    if (newSize === vol!.size) return;
+    const scfg = storageOf(core, vol!.storage);
+    if (scfg.path !== undefined) {
+      scfg.used += newSize - vol!.size;
+      scfg.avail -= newSize - vol!.size;
+    }
+    vol!.size = newSize;
+    d.size = String(newSize);
+    vm.conf[disk] = printDrive(core, disk, d);
+  });
+}
+
 /** termproxy and vncwebsocket answer 501 as before unless the double simulates consoles. */
 function consoleNotSimulated(c: Ctx, what: string): never {
   const msg = `${notImplemented(c.method, `/nodes/${String(c.params.node)}/qemu/${String(c.params.vmid)}/${what}`)} by the proxmox test double`;
@@ -1579,10 +1672,12 @@ export const handlers: Record<string, Record<string, Handler>> = {
   '/nodes/{node}/hardware': { GET: () => [{ type: 'pci' }, { type: 'usb' }] },
   '/nodes/{node}/hardware/pci': { GET: listPci },
   '/nodes/{node}/hardware/usb': { GET: (c) => structuredClone(c.core.inv.usb) },
-  '/nodes/{node}/network': { GET: listNetwork },
+  '/nodes/{node}/network': { GET: listNetwork, POST: createIface, PUT: applyNetwork, DELETE: revertNetwork },
+  '/nodes/{node}/network/{iface}': { GET: readIface, PUT: updateIface, DELETE: deleteIface },
   '/nodes/{node}/storage': { GET: listStorage },
   '/nodes/{node}/storage/{storage}/status': { GET: storageStatus },
   '/nodes/{node}/storage/{storage}/content': { GET: storageContent },
+  '/nodes/{node}/storage/{storage}/content/{volume}': { DELETE: deleteVolume },
   '/nodes/{node}/storage/{storage}/download-url': { POST: downloadUrl },
   '/nodes/{node}/storage/{storage}/upload': { POST: uploadFile },
   '/nodes/{node}/qemu/{vmid}/termproxy': { POST: termproxy },
@@ -1603,6 +1698,7 @@ export const handlers: Record<string, Record<string, Handler>> = {
   },
   '/nodes/{node}/qemu/{vmid}/config': { GET: vmConfig, POST: updateVm(false), PUT: updateVm(true) },
   '/nodes/{node}/qemu/{vmid}/pending': { GET: vmPending },
+  '/nodes/{node}/qemu/{vmid}/resize': { PUT: vmResize },
   '/nodes/{node}/qemu/{vmid}/status': { GET: () => [{ subdir: 'current' }, { subdir: 'start' }, { subdir: 'stop' }, { subdir: 'reset' }, { subdir: 'shutdown' }, { subdir: 'suspend' }, { subdir: 'reboot' }] },
   '/nodes/{node}/qemu/{vmid}/status/current': { GET: vmStatusCurrent },
   '/nodes/{node}/qemu/{vmid}/status/start': { POST: vmStart },

@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tlsMaterial } from './certs';
 import { DoubleCore, HttpError, ParamError } from './core';
+import { onNetworkEvent, type NetworkEvent } from './network';
 import { loadSample, type PveVersion } from './data';
 import { handlers, type Ctx } from './handlers';
 import { PerlDie } from './jsonschema';
@@ -100,6 +101,8 @@ export interface ProxmoxDouble {
   readonly consoles: ConsoleHub | undefined;
   /** Puts a simulated guest on a VM's serial socket (turns console simulation on). */
   attachSerialGuest(vmid: number, guest: SerialGuest): void;
+  /** Called when a staged network config is applied, or a VM start takes PCI devices from the host (network.ts). */
+  onNetworkEvent(listener: (e: NetworkEvent) => void): void;
 }
 
 const CONTENT_TYPE = 'application/json;charset=UTF-8';
@@ -244,6 +247,15 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
     const qIndex = rawUrl.indexOf('?');
     const rawPath = qIndex < 0 ? rawUrl : rawUrl.slice(0, qIndex);
     const query = qIndex < 0 ? '' : rawUrl.slice(qIndex + 1);
+    // AnyEvent.pm reads the header first: no chunked bodies (uploads must state their length)
+    const te = req.headers['transfer-encoding'];
+    if (te) {
+      const msg = te.toLowerCase() === 'chunked' ? 'chunked transfer encoding not supported' : `Unknown transfer encoding '${te}'`;
+      requests.push({ method, path: relativePath(rawPath).split('/').map(decSegment).join('/'), params: {}, status: 501 });
+      res.writeHead(501, msg, { 'Content-Length': String(Buffer.byteLength(msg)), Connection: 'close' });
+      res.end(msg);
+      return;
+    }
     const chunks: Buffer[] = [];
     for await (const ch of req) chunks.push(ch as Buffer);
     const bodyText = Buffer.concat(chunks).toString('utf8');
@@ -509,6 +521,9 @@ export async function startProxmoxDouble(opts: ProxmoxDoubleOptions = {}): Promi
     },
     get consoles() {
       return consoles;
+    },
+    onNetworkEvent(listener) {
+      onNetworkEvent(core, listener);
     },
     attachSerialGuest(vmid, guest) {
       consoles ??= new ConsoleHub(core, opts.consoles && opts.consoles !== true ? opts.consoles : {});

@@ -66,6 +66,8 @@ export interface Volume {
   checksums?: Record<string, string>;
   /** the content of an uploaded file (POST …/upload), kept so a simulated guest can read it */
   bytes?: Buffer;
+  /** a VM disk made with `import-from`: the source volume (its `bytes` are carried over) */
+  importedFrom?: string;
 }
 
 export interface Mapping {
@@ -124,6 +126,8 @@ export interface Inventory {
   pci: PciDevice[];
   usb: UsbDevice[];
   network: NetIface[];
+  /** /etc/network/interfaces.new: staged changes not applied yet (network.ts). */
+  networkPending?: NetIface[];
   storages: StorageDef[];
   volumes: Volume[];
   vms: Vm[];

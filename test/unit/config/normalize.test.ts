@@ -73,9 +73,9 @@ describe('derived defaults', () => {
 
   it('points OPNsense at the LAN router address unless told otherwise', () => {
     const moved = edit(VM_BASE, '  uplink: { type: bridge, bridge: vmbr0 }\n', '  uplink: { type: bridge, bridge: vmbr0 }\n  routerAddress: 192.168.10.254\n');
-    expect(load(moved).state?.opnsense).toEqual({ host: '192.168.10.254', port: 443 });
+    expect(load(moved).state?.opnsense).toEqual({ host: '192.168.10.254', port: 443, hostname: 'dualwan-router', domain: 'home.arpa' });
     const pinned = `${VM_BASE}opnsense: { host: fw.home.arpa, fingerprint: "${'AB:'.repeat(31)}CD" }\n`;
-    expect(load(pinned).state?.opnsense).toEqual({ host: 'fw.home.arpa', port: 443, fingerprint: `${'AB:'.repeat(31)}CD` });
+    expect(load(pinned).state?.opnsense).toEqual({ host: 'fw.home.arpa', port: 443, fingerprint: `${'AB:'.repeat(31)}CD`, hostname: 'dualwan-router', domain: 'home.arpa' });
   });
 });
 
@@ -109,11 +109,11 @@ describe('VM from template', () => {
   });
 
   it('lets the playbook pin another image', () => {
-    const image = `  image:\n    url: https://pkg.opnsense.org/releases/26.7/OPNsense-26.7-nano-amd64.img.bz2\n    filename: nano.img\n    checksum: ${'ab'.repeat(32)}\n    compression: bz2\n`;
+    const image = `  image:\n    url: https://pkg.opnsense.org/releases/26.7/OPNsense-26.7-nano-amd64.img.bz2\n    filename: nano.raw\n    checksum: ${'ab'.repeat(32)}\n    compression: bz2\n`;
     const vm = load(edit(VM_BASE, '  vmid: 100\n', `  vmid: 100\n${image}`)).state?.vm;
     expect(vm?.image).toEqual({
       url: 'https://pkg.opnsense.org/releases/26.7/OPNsense-26.7-nano-amd64.img.bz2',
-      filename: 'nano.img',
+      filename: 'nano.raw',
       checksum: 'ab'.repeat(32),
       checksumAlgorithm: 'sha256',
       compression: 'bz2',
@@ -121,9 +121,16 @@ describe('VM from template', () => {
   });
 
   it('refuses a checksum whose length does not fit its algorithm', () => {
-    const image = `  image: { url: "https://x.example/a.img", filename: a.img, checksum: ${'ab'.repeat(32)}, checksumAlgorithm: sha512 }\n`;
+    const image = `  image: { url: "https://x.example/a.img", filename: a.raw, checksum: ${'ab'.repeat(32)}, checksumAlgorithm: sha512 }\n`;
     const result = load(edit(VM_BASE, '  vmid: 100\n', `  vmid: 100\n${image}`));
     expect(result.diagnostics.map((d) => [d.code, d.path])).toEqual([['CONFIG_INVALID_VALUE', 'vm.image.checksum']]);
+  });
+
+  it('refuses an image file name Proxmox cannot import a disk from (.img)', () => {
+    const image = `  image: { url: "https://x.example/a.img.bz2", filename: a.img, checksum: ${'ab'.repeat(32)}, compression: bz2 }\n`;
+    const result = load(edit(VM_BASE, '  vmid: 100\n', `  vmid: 100\n${image}`));
+    expect(result.diagnostics.map((d) => [d.code, d.path])).toEqual([['CONFIG_INVALID_FORMAT', 'vm.image.filename']]);
+    expect(result.diagnostics[0]!.message).toContain('must end in .raw, .qcow2 or .vmdk');
   });
 
   it('leaves the VM out when no template is given to normalise', () => {

@@ -105,7 +105,7 @@ describe('vmTemplateExists', () => {
 
   it('reports a broken template file at its own line', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dualwan-templates-'));
-    const broken = 'ostype: other\nbios: seabios\ncores: many\nmemoryMiB: 2048\ndiskGiB: 16\nimage:\n  url: https://example.org/x.img\n  filename: x.img\n  checksum: abc\n  checksumAlgorithm: sha256\n';
+    const broken = 'ostype: other\nbios: seabios\ncores: many\nmemoryMiB: 2048\ndiskGiB: 16\nimage:\n  url: https://example.org/x.img\n  filename: x.raw\n  checksum: abc\n  checksumAlgorithm: sha256\n';
     fs.writeFileSync(path.join(dir, 'opnsense.yaml'), broken);
     try {
       const result = loadConfigText(VM_BASE, FILE, { templatesDir: dir });
