@@ -6,7 +6,8 @@ import type { DeviceNamingOptions } from '../providers/opnsense/devices';
 import { parseCidr, parseIpv4, rangeContains } from '../config/net';
 import { sha512Crypt } from './crypt';
 import { FACTORY_CONFIG_XML } from './factory-config';
-import { child, childrenNamed, elem, ensurePath, insertAfter, parseXml, removeChildren, serializeXml, setText, type XmlElement } from './xml';
+import { child, childrenNamed, elem, ensurePath, findPath, insertAfter, parseXml, removeChildren, serializeXml, setText, type XmlElement } from './xml';
+import { hostOutRuleDescription } from '../providers/opnsense/resources/filter-rules';
 
 /**
  * OPNsense's first config.xml, generated from the DesiredState. It starts from the factory default
@@ -217,6 +218,13 @@ export function buildSeedConfig(state: DesiredState, creds: SeedCredentials, opt
   insertAfter(system, n ? `dns${n}gw` : anchor, elem('gw_switch_default', '1'));
   summary.push('default gateway switching on');
 
+  // Shared forwarding (Firewall > Settings > Advanced; on in the factory config): OPNsense's
+  // multi-WAN guide has it off when gateways share a tier, i.e. for load balancing. No API sets it.
+  if (state.policy.mode === 'loadbalance') {
+    removeChildren(system, 'pf_share_forward');
+    summary.push('shared forwarding off (load balancing)');
+  }
+
   // Interfaces.
   const ifaces = ensurePath(root, 'interfaces');
   const wanEls: XmlElement[] = [];
@@ -239,6 +247,47 @@ export function buildSeedConfig(state: DesiredState, creds: SeedCredentials, opt
   setText(lanEl, 'lock', '1');
   summary.push(`lan on ${lanLayout.device}: ${state.lan.routerAddress}/${prefixOf(state.lan.subnet).prefix}`);
   for (const el of wanEls) ifaces.children.push(el);
+
+  // The router's side of the Proxmox host's cutover bridge (proxmox.cutover): the host's gateway
+  // once its management NIC is the router's. Static, no gateway of its own, no IPv6, locked.
+  const link = layout.hostLink;
+  if (link) {
+    if (child(ifaces, link.identifier)) throw new Error(`factory config already has ${link.identifier}`);
+    ifaces.children.push(
+      elem(link.identifier, '', [
+        elem('enable', '1'),
+        elem('if', link.device),
+        elem('descr', link.descr),
+        elem('ipaddr', link.address),
+        elem('subnet', String(link.prefix)),
+        elem('lock', '1'),
+      ]),
+    );
+    summary.push(`${link.identifier} (${link.descr}) on ${link.device}, the VM's NIC on ${link.bridge}: ${link.address}/${link.prefix}, the Proxmox host's gateway after the cutover`);
+
+    // A pass rule on that interface: OPNsense drops what no rule passes on a new interface, and
+    // until the cutover dualwan reaches the REST API through the host over this link. The same
+    // fields as the OPNsense stage's host-out rule (found there by its description and kept).
+    const rules = findPath(root, 'OPNsense/Firewall/Filter/rules');
+    const template = rules ? childrenNamed(rules, 'rule')[0] : undefined;
+    if (!rules || !template) throw new Error('factory config has no MVC filter rules to model the host link rule on');
+    const rule: XmlElement = structuredClone(template);
+    const fields: Record<string, string> = {
+      sequence: '12',
+      interface: link.identifier,
+      ipprotocol: 'inet',
+      source_net: link.identifier,
+      destination_net: 'any',
+      description: hostOutRuleDescription(link.descr),
+    };
+    for (const [k, v] of Object.entries(fields)) {
+      const el = child(rule, k);
+      if (!el) throw new Error(`factory filter rule has no ${k}`);
+      el.text = v;
+    }
+    rules.children.push(rule);
+    summary.push(`firewall: ${link.identifier} may reach out (the host's traffic; dualwan's own path to the router until the cutover)`);
+  }
 
   // LAN DHCP: dnsmasq's IPv4 range of the LAN (the factory's IPv6 range stays).
   const dnsmasq = ensurePath(root, 'dnsmasq');

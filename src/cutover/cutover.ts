@@ -23,6 +23,11 @@ export interface CutoverSpec {
   readonly change: (oldPath: RemoteShell) => Promise<void>;
   readonly connectOld: () => Promise<RemoteShell>;
   readonly connectNew: () => Promise<RemoteShell>;
+  /**
+   * Work to finish through the new path before disarming (e.g. wait for the VM start, clean up the
+   * old bridge). If it throws, the timer is not disarmed: it reverts, and the error is reported.
+   */
+  readonly afterReach?: (newPath: RemoteShell) => Promise<void>;
   /** How long to try the new path (default: the timer's timeout minus 20 %). */
   readonly confirmWithinMs?: number;
   /** How long to wait for the old path after the timer fired (default: timeout + 60 s). */
@@ -78,7 +83,16 @@ export async function guardedCutover(spec: CutoverSpec): Promise<CutoverResult> 
   try {
     armed = await armDeadman(old, { timeoutSeconds: spec.timeoutSeconds, revert: spec.revert, ...(spec.kind ? { kind: spec.kind } : {}), ...(spec.stateDir ? { stateDir: spec.stateDir } : {}), ...(spec.id ? { id: spec.id } : {}) });
     say('CUTOVER_ARMED', `Dead-man timer ${armed.id} armed on ${old.target}: unless dualwan confirms the new path within ${spec.timeoutSeconds} s, the host restores its network config and stops the router VM.`);
-    await spec.change(old);
+    try {
+      await spec.change(old);
+    } catch (e) {
+      // The change failed before cutting anything, or cut the old path mid-way. Disarm if the old
+      // path still answers (nothing to revert then beyond what the caller undoes); else the timer reverts.
+      const outcome = await disarmDeadman(old, armed).catch(() => 'unreachable' as const);
+      if (outcome === 'disarmed') await cleanupDeadman(old, armed).catch(() => undefined);
+      else say('CUTOVER_CHANGE_FAILED', `The change failed and the dead-man timer ${armed.id} stays armed (${outcome}): it reverts the host within ${spec.timeoutSeconds} s.`, 'warn');
+      throw e;
+    }
   } finally {
     await old.close().catch(() => undefined);
   }
@@ -86,9 +100,17 @@ export async function guardedCutover(spec: CutoverSpec): Promise<CutoverResult> 
   const confirmWithin = spec.confirmWithinMs ?? Math.round(spec.timeoutSeconds * 800);
   say('CUTOVER_CONFIRMING', `Network change applied; reaching the host through the new path (up to ${Math.round(confirmWithin / 1000)} s).`);
   const fresh = await reachWithin(spec.connectNew, confirmWithin);
+  let afterError: unknown;
   if (fresh) {
     try {
-      const result = await disarmDeadman(fresh, armed);
+      if (spec.afterReach) {
+        try {
+          await spec.afterReach(fresh);
+        } catch (e) {
+          afterError = e;
+        }
+      }
+      const result = afterError !== undefined ? 'not-confirmed' : await disarmDeadman(fresh, armed);
       if (result === 'disarmed') {
         await cleanupDeadman(fresh, armed);
         say('CUTOVER_CONFIRMED', `Reached the host through the new path after ${Math.round((Date.now() - started) / 1000)} s; dead-man timer disarmed.`, 'success');
@@ -99,7 +121,14 @@ export async function guardedCutover(spec: CutoverSpec): Promise<CutoverResult> 
       await fresh.close().catch(() => undefined);
     }
   }
-  say('CUTOVER_NOT_CONFIRMED', 'The new path did not answer in time; the dead-man timer is reverting the host. Waiting to reach it through the old path.', 'warn');
+  const failedAfter = afterError === undefined ? '' : `\n  reached through the new path, but finishing there failed: ${afterError instanceof Error ? afterError.message : String(afterError)}`;
+  say(
+    'CUTOVER_NOT_CONFIRMED',
+    afterError === undefined
+      ? 'The new path did not answer in time; the dead-man timer is reverting the host. Waiting to reach it through the old path.'
+      : `The cutover could not be finished through the new path (${afterError instanceof Error ? afterError.message : String(afterError)}); the dead-man timer reverts the host. Waiting to reach it through the old path.`,
+    'warn',
+  );
   const left = Math.max(0, armed.armedAt + spec.timeoutSeconds * 1000 - Date.now());
   const back = await reachWithin(spec.connectOld, left + (spec.recoverWithinMs ?? 60_000));
   if (!back) {
@@ -119,7 +148,7 @@ export async function guardedCutover(spec: CutoverSpec): Promise<CutoverResult> 
     }
     const log = await deadmanLog(back, armed);
     throw new CutoverRevertedError(
-      `The host was not reachable through the new path within ${Math.round(confirmWithin / 1000)} s, so the dead-man timer ${armed.id} restored its previous network config (state: ${state}).\n  what the revert did:\n${log
+      `${afterError === undefined ? `The host was not reachable through the new path within ${Math.round(confirmWithin / 1000)} s` : 'The cutover was not confirmed'}, so the dead-man timer ${armed.id} restored its previous network config (state: ${state}).${failedAfter}\n  what the revert did:\n${log
         .trim()
         .split('\n')
         .map((l) => `    ${l}`)
@@ -134,27 +163,65 @@ export async function guardedCutover(spec: CutoverSpec): Promise<CutoverResult> 
 }
 
 /**
- * The revert of a Proxmox host: put the saved /etc/network/interfaces back, apply it with
- * ifupdown2, stop the router VM. (`backup` is where the change saved the old file.)
+ * The revert of a Proxmox host: put the saved /etc/network/interfaces back, drop anything staged,
+ * apply it with ifupdown2, stop the router VM, take the NICs the cutover added out of its config
+ * (`deleteKeys`, e.g. hostpci1) and keep it from starting at boot (belt and braces: it must not
+ * take the management NIC again with no timer armed). `backup` is where the change saved the old
+ * file; `bin` lets a test host use stand-ins for ifreload and qm.
  */
-export function revertCommandsForProxmox(o: { backup: string; vmid: number }): Argv[] {
+export function revertCommandsForProxmox(o: { backup: string; vmid: number; interfaces?: string; deleteKeys?: readonly string[]; bin?: { ifreload?: string; qm?: string } }): Argv[] {
+  const interfaces = o.interfaces ?? '/etc/network/interfaces';
+  const qm = o.bin?.qm ?? 'qm';
   return [
-    ['cp', '--', o.backup, '/etc/network/interfaces'],
-    ['ifreload', '-a'],
-    ['qm', 'stop', String(o.vmid)],
+    ['cp', '--', o.backup, interfaces],
+    ['rm', '-f', '--', `${interfaces}.new`],
+    [o.bin?.ifreload ?? 'ifreload', '-a'],
+    [qm, 'stop', String(o.vmid)],
+    ...(o.deleteKeys?.length ? [[qm, 'set', String(o.vmid), '--delete', o.deleteKeys.join(',')] as Argv] : []),
+    [qm, 'set', String(o.vmid), '--onboot', '0'],
   ];
 }
 
+export interface CutoverPort {
+  /** Host netdev name (enp1s0) when known. */
+  readonly iface?: string;
+  readonly pci: string;
+  /** What it is for the router: "LAN", "WAN isp (Fibre)". */
+  readonly role: string;
+  /** What must be plugged into it. */
+  readonly plug: string;
+}
+
 /**
- * What the plan shows for the cutover: a disruptive step and the re-cabling the user must do.
+ * What the plan shows for the cutover: the disruption, and in words what moves, the re-cabling the
+ * user must do before confirming, and where the host answers afterwards.
  */
-export function describeCutover(o: { managementNic: string; bridge: string; hostAddress: string; lanAddress: string; vmid: number; timeoutSeconds: number }): { disruption: ('drops-management-session' | 'restarts-router-vm')[]; steps: string[] } {
+export function describeCutover(o: {
+  readonly ports: readonly CutoverPort[];
+  readonly managementBridge?: string;
+  readonly oldAddress?: string;
+  readonly bridge: string;
+  readonly hostAddress: string;
+  readonly gateway: string;
+  readonly apiPort: number;
+  readonly sshPort: number;
+  readonly lanSubnet: string;
+  readonly lanAddress: string;
+  readonly vmid: number;
+  readonly vmRunning: boolean;
+  /** VM config entries the cutover adds (`hostpci1 (lan)`). */
+  readonly vmKeys?: readonly string[];
+  readonly timeoutSeconds: number;
+}): { disruption: ('drops-management-session' | 'restarts-router-vm' | 'starts-router-vm')[]; steps: string[] } {
+  const ip = o.hostAddress.split('/')[0]!;
+  const name = (p: CutoverPort) => `${p.iface ?? 'the NIC'} (PCI ${p.pci})`;
   return {
-    disruption: ['drops-management-session', 'restarts-router-vm'],
+    disruption: ['drops-management-session', o.vmRunning ? 'restarts-router-vm' : 'starts-router-vm'],
     steps: [
-      `The NIC ${o.managementNic} that carries the Proxmox management address goes to the router VM ${o.vmid}; the host keeps ${o.hostAddress} on ${o.bridge}, which the VM also joins.`,
-      `Before the change, a dead-man timer on the host is armed for ${o.timeoutSeconds} s: if dualwan cannot reach the host through the router afterwards, the host restores its network config and stops the VM by itself.`,
-      `Re-cabling: the TP-Link (now an access point) goes into the port the VM's LAN uses; the ISP modem into the WAN port. The host is then reached at ${o.hostAddress} through the router (${o.lanAddress}).`,
+      `The host's management path moves: ${o.ports.map(name).join(' and ')} leave${o.ports.length === 1 ? 's' : ''} ${o.managementBridge ?? 'the management bridge'}${o.oldAddress ? ` (${o.oldAddress})` : ''} for the router VM ${o.vmid}${o.vmKeys?.length ? ` (added as ${o.vmKeys.join(', ')}; the VM ${o.vmRunning ? 'restarts' : 'starts'} to take ${o.vmKeys.length === 1 ? 'it' : 'them'})` : ''}; the host keeps ${o.hostAddress} on ${o.bridge} (no physical port), where the router already answers at ${o.gateway}, its new gateway.`,
+      `Re-cabling, before you confirm: ${o.ports.map((p) => `${name(p)} becomes the router's ${p.role} port: plug ${p.plug} into it`).join('; ')}.`,
+      `Afterwards the host answers only through the router, at ${ip} (API https://${ip}:${o.apiPort}, SSH port ${o.sshPort}); run dualwan from a computer on the LAN ${o.lanSubnet} (router ${o.lanAddress}). dualwan records the new address as proxmox.host.`,
+      `Before the change a dead-man timer is armed on the host over SSH: unless dualwan reaches the host at ${ip} within ${o.timeoutSeconds} s, the host restores its network config, stops the router VM and turns its start at boot off.`,
       'Keep a keyboard and screen at hand for the host during this step: if both paths fail, that is the way back.',
     ],
   };

@@ -47,7 +47,7 @@ interface PinResult {
  */
 export async function ensureSshHostKeyPinned(
   base: Omit<SshConnectOptions, 'hostKey' | 'trustOnFirstUse' | 'sock'>,
-  o: { readonly transport?: () => Duplex; readonly pinned?: string; readonly trustOnFirstUse: boolean; readonly ui: Ui; readonly record?: { file: string; keyPath: readonly string[] } },
+  o: { readonly transport?: () => Duplex; readonly pinned?: string; readonly trustOnFirstUse: boolean; readonly ui: Ui; readonly record?: { file: string; keyPath: readonly string[] }; readonly label?: string },
 ): Promise<PinResult> {
   if (o.pinned) return { hostKey: o.pinned };
   let presented: string;
@@ -65,7 +65,7 @@ export async function ensureSshHostKeyPinned(
   o.ui.notify({
     code: 'SSH_FIRST_CONTACT',
     level: 'info',
-    text: `First contact with the Linux router at ${target}.\n  host key: ${presented}${keyType ? ` (${keyType})` : ''}\nCompare it with \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` on the router.`,
+    text: `First contact with ${o.label ?? 'the Linux router'} at ${target}.\n  host key: ${presented}${keyType ? ` (${keyType})` : ''}\nCompare it with \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` on ${o.label ?? 'the router'}.`,
     data: { hostKey: presented, keyType },
   });
   if (!o.trustOnFirstUse) {
@@ -76,7 +76,7 @@ export async function ensureSshHostKeyPinned(
       if (e instanceof TtyRequiredError) throw new TtyRequiredError(`pin the SSH host key of ${target} (${presented})`);
       throw e;
     }
-    if (!ok) throw new DualwanError('SSH_HOST_KEY_REFUSED', `The host key of ${target} was not trusted; nothing was sent to it.`, { source: 'user', remedy: 'Check the fingerprint on the router, then run again or set linux.hostKey in dualwan.yaml.' });
+    if (!ok) throw new DualwanError('SSH_HOST_KEY_REFUSED', `The host key of ${target} was not trusted; nothing was sent to it.`, { source: 'user', remedy: `Check the fingerprint on ${o.label ?? 'the router'}, then run again or set ${o.record?.keyPath.join('.') ?? 'linux.hostKey'} in dualwan.yaml.` });
   }
   if (o.record) recordFingerprint(o.record.file, o.record.keyPath, presented);
   o.ui.notify({ code: 'SSH_PINNED', level: 'success', text: `Pinned ${presented}${o.record ? ` in ${o.record.file}` : ''}.` });

@@ -4,16 +4,18 @@ import { DualwanError, PreflightError } from '../core/errors';
 import type { ApplyReport, Change, Plan } from '../core/plan';
 import { pendingChanges } from '../core/plan';
 import type { Step, Ui } from '../core/ui';
-import { applyPlan, symbol, type AnyHandler } from '../plan/engine';
+import { applyPlan, makePlan, observe, symbol, type AnyHandler } from '../plan/engine';
 import { revertToBackup, takeBackup, OpnsenseApplyError, type ApplyOutcome, type BackupPoint } from '../providers/opnsense/backup';
 import { readCapabilities, requireDualWanCapabilities } from '../providers/opnsense/capabilities';
 import { OpnsenseClient, type OpnsenseClientOptions } from '../providers/opnsense/client';
 import { isOpnsenseContext, type OpnsenseContext } from '../providers/opnsense/context';
+import { removeStaleDrillRules } from '../providers/opnsense/drill';
 import { layoutOf, type Layout } from '../providers/opnsense/layout';
 import { opnsenseHandlers } from '../providers/opnsense/provider';
 import { FirmwareStatusSchema, gridSchema, InterfaceInfoRowSchema } from '../providers/opnsense/schemas';
 import { loadCredentials } from '../secrets/credentials';
 import { redact } from '../secrets/redact';
+import { openOpnsenseReach } from './opnsense-route';
 import { desiredHash } from './router-vm';
 import type { Stage, StageEnv, StageSession } from './stage';
 import { ensurePinned } from './trust';
@@ -29,6 +31,14 @@ export interface OpnsenseStageOptions {
   /** Attempts and backoff of the revert when OPNsense does not answer (default 3, 1 s). */
   readonly revertAttempts?: number;
   readonly revertBackoffMs?: number;
+  /** After the apply: how long (default 120 s) and how many times (default 8) a fresh connection is tried. */
+  readonly reachWithinMs?: number;
+  readonly reachAttempts?: number;
+  /**
+   * With proxmox.cutover: whether the cutover is done, when the caller knows (tests); by default
+   * the Proxmox host is asked. Until it is done OPNsense is reached through the host (opnsense-route.ts).
+   */
+  readonly cutoverDone?: boolean;
 }
 
 const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -47,26 +57,30 @@ export function opnsenseStage(opts: OpnsenseStageOptions = {}): Stage & { apply(
       const { state, ui } = env;
       const t = state.opnsense;
       if (!t) throw new DualwanError('OPNSENSE_NOT_CONFIGURED', 'dualwan.yaml has no OPNsense router (backend opnsense-vm).', { source: 'user', remedy: 'Use backend: opnsense-vm to configure an OPNsense router.' });
-      const where = `${t.host}:${t.port}`;
       const creds = loadCredentials({ env: env.env, file: env.credentialsFile });
-      const apiKey = creds.require('DUALWAN_OPNSENSE_API_KEY', `The OPNsense API at ${where}`);
-      const apiSecret = creds.require('DUALWAN_OPNSENSE_API_SECRET', `The OPNsense API at ${where}`);
-      const fingerprint = await ensurePinned({
-        system: 'OPNsense',
-        host: t.host,
-        port: t.port,
-        pinned: t.fingerprint,
-        trustOnFirstUse: env.trustOnFirstUse,
-        ui,
-        record: fs.existsSync(state.file) ? { file: state.file, keyPath: ['opnsense', 'fingerprint'] } : undefined,
-        compareWith: 'the web GUI certificate in System > Trust > Certificates',
-      });
-      const client = new OpnsenseClient({ host: t.host, port: t.port, apiKey, apiSecret, fingerprint, ...opts.client });
+      const apiKey = creds.require('DUALWAN_OPNSENSE_API_KEY', `The OPNsense API at ${t.host}:${t.port}`);
+      const apiSecret = creds.require('DUALWAN_OPNSENSE_API_SECRET', `The OPNsense API at ${t.host}:${t.port}`);
+      // before the cutover (proxmox.cutover) through the Proxmox host, else at opnsense.host
+      const reach = await openOpnsenseReach(env, opts.cutoverDone === undefined ? {} : { cutoverDone: opts.cutoverDone });
+      const where = reach.where;
+      let client: OpnsenseClient | undefined;
       try {
+        const fingerprint = await ensurePinned({
+          system: 'OPNsense',
+          host: reach.client.host,
+          port: reach.client.port,
+          pinned: t.fingerprint,
+          trustOnFirstUse: env.trustOnFirstUse,
+          ui,
+          record: fs.existsSync(state.file) ? { file: state.file, keyPath: ['opnsense', 'fingerprint'] } : undefined,
+          compareWith: 'the web GUI certificate in System > Trust > Certificates',
+          ...(reach.via ? { via: reach.via } : {}),
+        });
+        client = new OpnsenseClient({ ...reach.client, apiKey, apiSecret, fingerprint, ...opts.client });
         // Capabilities before anything else: an older OPNsense is refused before any write.
         const caps = await readCapabilities(client);
         requireDualWanCapabilities(caps, where);
-        ui.notify({ code: 'OPNSENSE_VERSION', level: 'info', text: `${caps.product} ${caps.version.text} at ${where}.`, data: { version: caps.version.text } });
+        ui.notify({ code: 'OPNSENSE_VERSION', level: 'info', text: `${caps.product} ${caps.version.text} at ${where}${reach.text ? ` ${reach.text}` : ''}.`, data: { version: caps.version.text, route: reach.route.kind } });
         const layout = layoutOf(state);
         await preflightInterfaces(client, layout, ui);
         const ctx: OpnsenseContext = {
@@ -78,11 +92,27 @@ export function opnsenseStage(opts: OpnsenseStageOptions = {}): Stage & { apply(
           ui,
           sleep: opts.sleep ?? realSleep,
           gatewayListWaitMs: opts.gatewayListWaitMs ?? 30_000,
-          backup: { ...(opts.backupDir ? { dir: opts.backupDir } : {}), revertAttempts: opts.revertAttempts ?? 3, revertBackoffMs: opts.revertBackoffMs ?? 1_000 },
+          backup: {
+            ...(opts.backupDir ? { dir: opts.backupDir } : {}),
+            revertAttempts: opts.revertAttempts ?? 3,
+            revertBackoffMs: opts.revertBackoffMs ?? 1_000,
+            reachWithinMs: opts.reachWithinMs ?? 120_000,
+            reachAttempts: opts.reachAttempts ?? 8,
+          },
         };
-        return { ctx, handlers: opnsenseHandlers(), writeCalls: () => client.writeCalls, close: async () => client.close() };
+        const opened = client;
+        return {
+          ctx,
+          handlers: opnsenseHandlers(),
+          writeCalls: () => opened.writeCalls,
+          close: async () => {
+            opened.close();
+            await reach.close();
+          },
+        };
       } catch (e) {
-        client.close();
+        client?.close();
+        await reach.close();
         throw e;
       }
     },
@@ -90,13 +120,14 @@ export function opnsenseStage(opts: OpnsenseStageOptions = {}): Stage & { apply(
   };
 }
 
-/** OPNsense can only be planned once its VM exists and runs. */
+/** OPNsense can only be planned once its VM exists and runs, and has been given its API key. */
 export function opnsenseDeferred(env: Pick<StageEnv, 'earlier'>): string | undefined {
   const pve = env.earlier.find((e) => e.stage === 'proxmox');
-  if (!pve) return undefined;
-  const pending = pendingChanges(pve.plan);
+  const pending = pve ? pendingChanges(pve.plan) : [];
   if (pending.some((c) => c.kind === 'proxmox.vm' && c.action === 'create')) return 'the router VM is created by this apply; OPNsense is configured once it runs';
   if (pending.some((c) => c.kind === 'proxmox.vm-state')) return 'the router VM is started by this apply; OPNsense is configured once it answers';
+  const boot = env.earlier.find((e) => e.stage === 'bootstrap');
+  if (boot && pendingChanges(boot.plan).length) return 'the bootstrap of this apply gives OPNsense its first configuration and API key; OPNsense is configured once it answers with that key';
   return undefined;
 }
 
@@ -127,8 +158,21 @@ async function preflightInterfaces(client: OpnsenseClient, layout: Layout, ui: U
       });
     }
   }
+  const link = layout.hostLink;
+  if (link) {
+    // The Proxmox host's gateway after the cutover: seeded, static, the API cannot address it.
+    const row = grid.rows.find((r) => r.identifier === link.identifier);
+    const want = `${link.address}/${link.prefix}`;
+    const what = `${link.descr} (${link.identifier} on ${link.device}, the router's NIC on the Proxmox bridge ${link.bridge})`;
+    const fix = `In the GUI assign ${link.device} as ${link.identifier} (Interfaces > Assignments), enable it with static IPv4 ${want} (no gateway); the dualwan bootstrap seeds this for a new router. Then run apply again.`;
+    if (!row || row.device !== link.device) {
+      found.push({ severity: 'error', code: 'OPNSENSE_HOST_LINK_MISSING', message: `OPNsense has no interface ${what}${row ? ` (${link.identifier} is on ${row.device})` : ''}; the cutover needs the router at ${link.address} there.`, remedy: fix, path: 'proxmox.cutover.gateway' });
+    } else if (row.enabled === false || (row.addr4 ?? '').split('/')[0] !== link.address) {
+      found.push({ severity: 'error', code: 'OPNSENSE_HOST_LINK_ADDRESS', message: `OPNsense interface ${what} is ${row.enabled === false ? 'not enabled' : `at ${row.addr4 || 'no address'}`}, not at ${want}; the Proxmox host would not reach its gateway after the cutover.`, remedy: fix, path: 'proxmox.cutover.gateway' });
+    }
+  }
   if (found.length) throw new PreflightError(found);
-  ui.notify({ code: 'OPNSENSE_PREFLIGHT_OK', level: 'success', text: `Interfaces ${layout.interfaces.map((i) => `${i.identifier}=${i.descr}`).join(', ')} are assigned and enabled.` });
+  ui.notify({ code: 'OPNSENSE_PREFLIGHT_OK', level: 'success', text: `Interfaces ${[...layout.interfaces, ...(link ? [link] : [])].map((i) => `${i.identifier}=${i.descr}`).join(', ')} are assigned and enabled.` });
 }
 
 function postActionIds(handlers: readonly AnyHandler<OpnsenseContext>[], plan: Plan): string[] {
@@ -157,6 +201,8 @@ export async function applyWithBackup(session: StageSession, plan: Plan, env: Pi
   const handlers = session.handlers as readonly AnyHandler<OpnsenseContext>[];
   const hash = desiredHash(env.state);
   const writeCalls = () => session.writeCalls();
+  // a verify drill killed before it could clean up left its rule behind: remove it once stale
+  await removeStaleDrillRules(ctx, env.ui);
   if (!pendingChanges(plan).length) return applyPlan(plan, hash, { ctx, handlers, ui: env.ui, writeCalls });
 
   const backup = await takeBackup(ctx.client, ctx.backup.dir);
@@ -186,28 +232,109 @@ export async function applyWithBackup(session: StageSession, plan: Plan, env: Pi
         })),
       ),
   };
+  let report: ApplyReport;
   try {
-    const report = await applyPlan(plan, hash, { ctx, handlers, ui: tracking, writeCalls });
-    await confirmReachable(ctx);
-    return report;
+    report = await applyPlan(plan, hash, { ctx, handlers, ui: tracking, writeCalls });
   } catch (failure) {
     // a refused write saved nothing; an unanswered one may have been saved
     const wrote = ctx.client.log.slice(logStart).some((r) => r.write && r.outcome !== 'refused');
     if (!started && !wrote) throw failure; // refused before the first step (a stale plan…)
     throw await revertAfterFailure(ctx, handlers, plan, backup, failure, done, wrote);
   }
-}
-
-async function confirmReachable(ctx: OpnsenseContext): Promise<void> {
-  for (let i = 1; ; i++) {
+  const reach = await reReach(ctx, handlers, plan, hash);
+  if (reach.outcome === 'ok') return report;
+  if (reach.outcome === 'read-back') {
+    // it answers, so the API can still undo the apply: revert, through the fresh connection
+    const fresh: OpnsenseContext = { ...ctx, client: reach.client };
     try {
-      await ctx.client.get('core/firmware/status', FirmwareStatusSchema);
-      return;
-    } catch (e) {
-      if (i >= 3) throw new DualwanError('OPNSENSE_UNREACHABLE_AFTER_APPLY', `OPNsense stopped answering after the apply: ${e instanceof Error ? e.message : String(e)}`, { source: 'remote', cause: e });
-      await ctx.sleep(1_000 * i);
+      throw await revertAfterFailure(fresh, handlers, plan, backup, reach.error, done, true);
+    } finally {
+      reach.client.close();
     }
   }
+  throw unreachableAfterApply(ctx, plan, backup, reach);
+}
+
+type Reach = { outcome: 'ok' } | { outcome: 'read-back'; error: DualwanError; client: OpnsenseClient } | { outcome: 'unreachable'; lastError: unknown; attempts: number; waitedMs: number };
+
+/**
+ * After the apply, the step that catches an apply which cut the session in use: a fresh
+ * connection (new TLS session, the pinned certificate, the key) must answer, polled with a growing
+ * interval, bounded in tries and time; then a read-back through it must find every change of the
+ * plan in place. OPNsense 26.7 has no rollback timer of its own (the filter savepoint is gone), so
+ * this is the only thing that notices.
+ */
+async function reReach(ctx: OpnsenseContext, handlers: readonly AnyHandler<OpnsenseContext>[], plan: Plan, hash: string): Promise<Reach> {
+  const within = ctx.backup.reachWithinMs ?? 120_000;
+  const maxAttempts = ctx.backup.reachAttempts ?? 8;
+  const started = Date.now();
+  let lastError: unknown;
+  let attempts = 0;
+  for (let delay = 1_000; attempts < maxAttempts; delay = Math.min(delay * 2, 15_000)) {
+    attempts++;
+    const client = ctx.client.reconnect();
+    try {
+      await client.get('core/firmware/status', FirmwareStatusSchema);
+    } catch (e) {
+      client.close();
+      lastError = e;
+      const left = started + within - Date.now();
+      if (left <= 0 || attempts >= maxAttempts) break;
+      await ctx.sleep(Math.min(delay, left));
+      continue;
+    }
+    try {
+      const fresh: OpnsenseContext = { ...ctx, client };
+      const again = makePlan(handlers, await observe(fresh, handlers), hash, new Date().toISOString());
+      const changed = new Set(pendingChanges(plan).map((c) => c.address));
+      const missing = pendingChanges(again).filter((c) => changed.has(c.address));
+      if (!missing.length) {
+        client.close();
+        ctx.ui.notify({ code: 'OPNSENSE_REACHED_AFTER_APPLY', level: 'success', text: `OPNsense answers a fresh connection after the apply, and every change reads back in place.` });
+        return { outcome: 'ok' };
+      }
+      const error = new DualwanError('OPNSENSE_READ_BACK_AFTER_APPLY', `After the apply, a fresh connection finds ${missing.length} change${missing.length === 1 ? '' : 's'} not in place: ${missing.map((c) => `${c.address} (${c.properties.map((p) => p.path).join(', ') || c.action})`).join('; ')}`, {
+        source: 'remote',
+        remedy: 'Something else changed OPNsense during the apply, or a reconfigure did not take. Check System > Configuration > History, then run dualwan plan.',
+      });
+      return { outcome: 'read-back', error, client };
+    } catch (e) {
+      const error = e instanceof DualwanError ? e : new DualwanError('OPNSENSE_READ_BACK_AFTER_APPLY', `After the apply, the read-back through a fresh connection failed: ${e instanceof Error ? e.message : String(e)}`, { source: 'remote', cause: e });
+      return { outcome: 'read-back', error, client };
+    }
+  }
+  return { outcome: 'unreachable', lastError, attempts, waitedMs: Date.now() - started };
+}
+
+/** OPNsense never answered again: nothing can revert over the API, so say exactly what to do by hand. */
+function unreachableAfterApply(ctx: OpnsenseContext, plan: Plan, backup: BackupPoint, r: Extract<Reach, { outcome: 'unreachable' }>): OpnsenseApplyError {
+  const t = ctx.state.opnsense;
+  const where = t ? `${t.host}:${t.port}` : 'its address';
+  const vmid = ctx.state.vm?.vmid;
+  const applied = pendingChanges(plan).map(outcome);
+  const last = redact(r.lastError instanceof Error ? r.lastError.message : String(r.lastError));
+  const message = [
+    `OPNsense at ${where} did not answer a fresh connection after the apply (${r.attempts} tries in ${Math.round(r.waitedMs / 1000)} s; last: ${last}).`,
+    `The apply may have cut the path to it. dualwan cannot revert over the API, and OPNsense 26.7 has no rollback timer of its own: nothing undoes the apply by itself.`,
+    `The configuration before this apply is backup ${backup.id}${backup.savedTo ? ` (a copy: ${backup.savedTo})` : ''}.`,
+    '  applied:',
+    ...applied.map(line),
+  ].join('\n');
+  const remedy = [
+    `Restore backup ${backup.id} from OPNsense's console: ${vmid !== undefined ? `the Proxmox GUI (VM ${vmid} > Console) or \`qm terminal ${vmid}\` on the host` : 'its serial console or screen'}, log in as root, choose "13) Restore a backup", pick ${backup.id}, and let it reload (or choose "6) Reboot system").`,
+    `If the web GUI still answers from the LAN: System > Configuration > History, backup ${backup.id}, "Revert".`,
+    `Then check that this machine reaches ${where} and run dualwan apply again.`,
+  ].join('\n');
+  return new OpnsenseApplyError({
+    message,
+    failure: new DualwanError('OPNSENSE_UNREACHABLE_AFTER_APPLY', `OPNsense stopped answering after the apply: ${last}`, { source: 'remote', cause: r.lastError }),
+    backupId: backup.id,
+    applied,
+    notAttempted: [],
+    reverted: false,
+    reapplied: [],
+    remedy,
+  });
 }
 
 async function revertAfterFailure(

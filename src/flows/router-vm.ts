@@ -1,16 +1,16 @@
+import { connectPinnedProxmox } from './proxmox-connection';
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
 import type { DesiredState } from '../core/desired';
 import { hasErrors } from '../core/diagnostics';
 import { PreflightError } from '../core/errors';
 import type { Ui } from '../core/ui';
 import { stableStringify } from '../plan/engine';
 import { preflight } from '../providers/proxmox/preflight';
-import { connectProxmox, proxmoxContext, proxmoxHandlers, type ProxmoxContext } from '../providers/proxmox/provider';
+import { proxmoxContext, proxmoxHandlers, type ProxmoxConnection, type ProxmoxContext } from '../providers/proxmox/provider';
+import type { CutoverIo } from '../providers/proxmox/resources/cutover';
+import type { AnyHandler } from '../plan/engine';
 import type { ProxmoxClient } from '../providers/proxmox/client';
-import { loadCredentials } from '../secrets/credentials';
-import type { Stage, StageSession } from './stage';
-import { ensurePinned } from './trust';
+import type { Stage, StageEnv, StageSession } from './stage';
 
 /** Hash of what the user asked for, positions and file name left out. */
 export function desiredHash(state: DesiredState): string {
@@ -46,29 +46,38 @@ export function proxmoxStage(): Stage {
   return {
     name: 'proxmox',
     title: 'Proxmox VE host',
-    async open(env): Promise<StageSession<ProxmoxContext>> {
-      const { state, ui } = env;
-      const creds = loadCredentials({ env: env.env, file: env.credentialsFile });
-      const secret = creds.require('DUALWAN_PROXMOX_TOKEN_SECRET', `The Proxmox API token ${state.proxmox?.tokenId ?? ''}`);
-      const t = state.proxmox!;
-      const fingerprint = await ensurePinned({
-        system: 'Proxmox VE',
-        host: t.host,
-        port: t.port,
-        pinned: t.fingerprint,
-        trustOnFirstUse: env.trustOnFirstUse,
-        ui,
-        record: fs.existsSync(state.file) ? { file: state.file, keyPath: ['proxmox', 'fingerprint'] } : undefined,
-        compareWith: 'pvenode cert info',
-      });
-      const conn = connectProxmox(state, secret, fingerprint);
-      try {
-        const ctx = await prepareProxmox(state, conn.client, ui);
-        return { ctx, handlers: proxmoxHandlers(), writeCalls: () => conn.transport.writeCalls, close: () => conn.close() };
-      } catch (e) {
-        await conn.close();
-        throw e;
-      }
-    },
+    open: (env) => openProxmoxSession(env, proxmoxHandlers()),
   };
+}
+
+/**
+ * Pins the API certificate, connects, discovers and runs the preflight (read-only), for the
+ * `proxmox` stage and the `cutover` stage (src/flows/cutover.ts), which passes `cutoverIo` to add
+ * SSH and the new-path API to the context. Connections opened later (the API at the host's new
+ * address) are closed with the session.
+ */
+export async function openProxmoxSession(
+  env: StageEnv,
+  handlers: readonly AnyHandler<ProxmoxContext>[],
+  cutoverIo?: (fingerprint: string, secret: string, opened: ProxmoxConnection[]) => CutoverIo | undefined,
+): Promise<StageSession<ProxmoxContext>> {
+  const { state, ui } = env;
+  const { conn, secret, fingerprint } = await connectPinnedProxmox({ state, ui, env: env.env, credentialsFile: env.credentialsFile, trustOnFirstUse: env.trustOnFirstUse });
+  const later: ProxmoxConnection[] = [];
+  try {
+    const prepared = await prepareProxmox(state, conn.client, ui);
+    const io = cutoverIo?.(fingerprint, secret, later);
+    const ctx: ProxmoxContext = io ? { ...prepared, cutover: io } : prepared;
+    return {
+      ctx,
+      handlers,
+      writeCalls: () => conn.transport.writeCalls + later.reduce((n, c) => n + c.transport.writeCalls, 0),
+      close: async () => {
+        for (const c of [conn, ...later]) await c.close();
+      },
+    };
+  } catch (e) {
+    await conn.close();
+    throw e;
+  }
 }

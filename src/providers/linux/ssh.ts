@@ -284,6 +284,28 @@ export class SshClient implements RemoteShell {
     }
   }
 
+  /** Whether the session is still open (a closed one cannot run commands or open channels). */
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  /**
+   * A TCP connection from the server to `host:port` (OpenSSH's `direct-tcpip`, what `ssh -L` uses),
+   * as a byte stream on this session; e.g. to reach a router that only the server can reach.
+   */
+  forwardOut(host: string, port: number): Promise<Duplex> {
+    return new Promise<Duplex>((resolve, reject) => {
+      if (this.closed) {
+        reject(this.connectionLost('forward', `${host}:${port}`));
+        return;
+      }
+      this.client.forwardOut('127.0.0.1', 0, host, port, (err, channel) => {
+        if (err) reject(new RemoteApiError({ system: 'ssh', method: 'forward', path: `${host}:${port}`, message: `${this.target} could not connect to ${host}:${port}: ${err.message}`, transient: true, cause: err }));
+        else resolve(channel);
+      });
+    });
+  }
+
   async readFile(path: string): Promise<string | undefined> {
     const exists = await this.exec(['test', '-e', path]);
     if (exists.code !== 0) return undefined;

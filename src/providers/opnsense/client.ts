@@ -1,7 +1,7 @@
 import axios, { AxiosError, type AxiosInstance, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import type { z } from 'zod';
 import { DualwanError, RemoteApiError, TlsPinError, ValidationError } from '../../core/errors';
-import { PinnedHttpsAgent } from '../../net/pinned-tls';
+import { PinnedHttpsAgent, type ConnectVia } from '../../net/pinned-tls';
 import { redact, registerSecret } from '../../secrets/redact';
 import { TOOL_USER_AGENT } from '../../version';
 import { ActionStatusSchema, ErrorBodySchema, gridSchema, ValidationFailedSchema, type Grid } from './schemas';
@@ -31,6 +31,14 @@ export interface OpnsenseClientOptions {
   readonly connectTimeoutMs?: number;
   /** Whole request, ms (default 60 s: reconfigure restarts dpinger and reloads the filter). */
   readonly requestTimeoutMs?: number;
+  /**
+   * How OPNsense is reached when it is not by TCP from this machine: each connection's byte stream
+   * (e.g. an SSH channel through the Proxmox host, src/flows/opnsense-route.ts); TLS and the pin
+   * run over it unchanged, `host` and `port` then name OPNsense's end.
+   */
+  readonly connectVia?: ConnectVia;
+  /** The path in words for messages, e.g. "through the Proxmox host root@192.168.1.10 (SSH)". */
+  readonly routeText?: string;
 }
 
 export interface OpnsenseRequestRecord {
@@ -78,7 +86,7 @@ export class OpnsenseClient {
     registerSecret(opts.apiSecret);
     const host = opts.host.includes(':') && !opts.host.startsWith('[') ? `[${opts.host}]` : opts.host;
     this.base = `https://${host}:${opts.port}/api/`;
-    this.agent = new PinnedHttpsAgent({ fingerprint: opts.fingerprint, system: 'OPNsense', timeoutMs: opts.connectTimeoutMs ?? 10_000 });
+    this.agent = new PinnedHttpsAgent({ fingerprint: opts.fingerprint, system: 'OPNsense', timeoutMs: opts.connectTimeoutMs ?? 10_000, ...(opts.connectVia ? { via: opts.connectVia } : {}) });
     this.http = axios.create({
       baseURL: this.base,
       httpsAgent: this.agent,
@@ -103,6 +111,11 @@ export class OpnsenseClient {
   /** Closes the kept-alive connections. */
   close(): void {
     this.agent.destroy();
+  }
+
+  /** A new client for the same API, key and certificate pin, on new connections (a fresh TLS session). */
+  reconnect(): OpnsenseClient {
+    return new OpnsenseClient(this.opts);
   }
 
   private record(config: InternalAxiosRequestConfig | undefined, status: number | 'no-answer', outcome: OpnsenseRequestRecord['outcome']): void {
@@ -141,7 +154,7 @@ export class OpnsenseClient {
     const config = err.config;
     const method = (config?.method ?? 'get').toUpperCase();
     const path = config?.url ?? '';
-    const pin = findTlsPinError(err);
+    const pin = findRefusal(err);
     if (pin) {
       this.record(config, 'no-answer', 'no-answer');
       return pin;
@@ -156,7 +169,9 @@ export class OpnsenseClient {
         path,
         message: redact(timedOut ? `timed out after ${this.opts.requestTimeoutMs ?? 60_000} ms` : `${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' ').trim()),
         transient: true,
-        remedy: `Check that OPNsense answers at ${this.opts.host}:${this.opts.port} (the web GUI port) from this machine.`,
+        remedy: this.opts.routeText
+          ? `Check that OPNsense answers at ${this.opts.host}:${this.opts.port} (the web GUI port) ${this.opts.routeText}.`
+          : `Check that OPNsense answers at ${this.opts.host}:${this.opts.port} (the web GUI port) from this machine.`,
         cause: err,
       });
     }
@@ -236,10 +251,16 @@ export class OpnsenseClient {
   }
 }
 
-function findTlsPinError(err: unknown): TlsPinError | undefined {
+/**
+ * A refusal on the way to OPNsense, reported as it is rather than as "no answer": a certificate
+ * that is not the pinned one, or, on a path through another host, that host's own refusal (an SSH
+ * host key that is not the pinned one, a key it does not accept). Any DualwanError in the cause
+ * chain that is not a RemoteApiError is one.
+ */
+function findRefusal(err: unknown): DualwanError | undefined {
   let e: unknown = err;
   for (let i = 0; i < 5 && e; i++) {
-    if (e instanceof TlsPinError) return e;
+    if (e instanceof TlsPinError || (e instanceof DualwanError && !(e instanceof RemoteApiError))) return e;
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;

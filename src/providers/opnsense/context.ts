@@ -21,7 +21,14 @@ export interface OpnsenseContext {
    */
   readonly gatewayListWaitMs: number;
   /** The safety net of an apply (backup.ts). */
-  readonly backup: { readonly dir?: string; readonly revertAttempts: number; readonly revertBackoffMs: number };
+  readonly backup: {
+    readonly dir?: string;
+    readonly revertAttempts: number;
+    readonly revertBackoffMs: number;
+    /** After the apply, how long and how many times a fresh connection is tried (flows/opnsense.ts reReach). */
+    readonly reachWithinMs?: number;
+    readonly reachAttempts?: number;
+  };
 }
 
 export function isOpnsenseContext(v: unknown): v is OpnsenseContext {

@@ -65,3 +65,13 @@ export function opnsenseDevices(state: Pick<DesiredState, 'wans' | 'lan' | 'vm'>
     return { uplink: u.uplink, role: u.role, device };
   });
 }
+
+/** The virtio device (`vtnetN`) of the VM's NIC on `bridge`, in the numbering of `opnsenseDevices`. */
+export function bridgeDevice(state: Pick<DesiredState, 'wans' | 'lan' | 'vm'>, bridge: string): string | undefined {
+  const bridges: string[] = [];
+  for (const u of [...state.wans.map((w) => w.uplink), state.lan.uplink]) if (u.type === 'bridge' && !bridges.includes(u.bridge)) bridges.push(u.bridge);
+  const extra = state.vm?.bridgeNic?.bridge;
+  if (extra && !bridges.includes(extra)) bridges.push(extra);
+  const i = bridges.indexOf(bridge);
+  return i < 0 ? undefined : `vtnet${i}`;
+}

@@ -1,5 +1,5 @@
 import type { DesiredState, MonitorProfile, WanSpec } from '../../core/desired';
-import { opnsenseDevices, type DeviceNamingOptions } from './devices';
+import { bridgeDevice, opnsenseDevices, type DeviceNamingOptions } from './devices';
 
 /**
  * How dualwan.yaml maps onto OPNsense's own names. Pure.
@@ -31,17 +31,38 @@ export interface WanLayout {
   readonly dynamic: boolean;
 }
 
+/**
+ * The router's interface on the Proxmox host's cutover bridge (`proxmox.cutover`): the VM's virtio
+ * NIC there, with the address the host uses as its gateway once the management NIC has moved. The
+ * next free `optN` after the WANs, described `PVEHOST`, static `gateway/prefix`.
+ */
+export interface HostLinkLayout {
+  readonly identifier: string;
+  readonly descr: string;
+  readonly device: string;
+  readonly bridge: string;
+  /** The router's address there (proxmox.cutover.gateway). */
+  readonly address: string;
+  readonly prefix: number;
+  /** The host's address with prefix (proxmox.cutover.hostAddress). */
+  readonly hostAddress: string;
+}
+
 export interface Layout {
   readonly interfaces: readonly InterfaceLayout[];
   readonly wans: readonly WanLayout[];
   readonly groupName: string;
+  /** Only with proxmox.cutover (and the VM on its bridge). */
+  readonly hostLink?: HostLinkLayout;
 }
+
+export const HOST_LINK_DESCR = 'PVEHOST';
 
 export function wanIdentifier(index: number): { identifier: string; descr: string } {
   return index === 0 ? { identifier: 'wan', descr: 'WAN' } : { identifier: `opt${index}`, descr: `WAN${index + 1}` };
 }
 
-export function layoutOf(state: Pick<DesiredState, 'wans' | 'lan' | 'vm'>, naming?: DeviceNamingOptions): Layout {
+export function layoutOf(state: Pick<DesiredState, 'wans' | 'lan' | 'vm'> & { readonly proxmox?: DesiredState['proxmox'] }, naming?: DeviceNamingOptions): Layout {
   const devices = opnsenseDevices(state, naming);
   const deviceOf = (uplink: string) => devices.find((d) => d.uplink === uplink)?.device ?? '';
   const wans: WanLayout[] = state.wans.map((wan, i) => {
@@ -53,7 +74,15 @@ export function layoutOf(state: Pick<DesiredState, 'wans' | 'lan' | 'vm'>, namin
     ...wans.map((w) => ({ identifier: w.identifier, descr: w.descr, device: deviceOf(w.wan.name), role: 'wan' as const, uplink: w.wan.name })),
     { identifier: 'lan', descr: 'LAN', device: deviceOf('lan'), role: 'lan', uplink: 'lan' },
   ];
-  return { interfaces, wans, groupName: GROUP_NAME };
+  return { interfaces, wans, groupName: GROUP_NAME, ...hostLinkOf(state) };
+}
+
+function hostLinkOf(state: Pick<DesiredState, 'wans' | 'lan' | 'vm'> & { readonly proxmox?: DesiredState['proxmox'] }): { hostLink?: HostLinkLayout } {
+  const c = state.proxmox?.cutover;
+  const device = c ? bridgeDevice(state, c.bridge) : undefined;
+  if (!c || !device) return {};
+  const prefix = Number(c.hostAddress.split('/')[1] ?? '24');
+  return { hostLink: { identifier: `opt${state.wans.length}`, descr: HOST_LINK_DESCR, device, bridge: c.bridge, address: c.gateway, prefix, hostAddress: c.hostAddress } };
 }
 
 /** dpinger settings of one gateway, as OPNsense's gateway fields (whole seconds, percent, ms). */

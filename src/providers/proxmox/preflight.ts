@@ -1,10 +1,11 @@
 import type { Diagnostic } from '../../core/diagnostics';
-import type { DesiredState, WanUplink } from '../../core/desired';
-import type { Discovery } from './discovery';
+import type { DesiredState, ProxmoxCutover, WanUplink } from '../../core/desired';
 import { missingPrivileges, requiredPrivileges } from './privileges';
+import { cidrContains, type Discovery } from './discovery';
 import { isOwnedVm } from './naming';
+import { importContentRemedy, isFileStorage } from './resources/image';
 
-/** Rough size of an unpacked OPNsense nano image, for the free-space check before download. */
+/** Rough size of an unpacked OPNsense nano image, for the free-space check before its upload. */
 export const IMAGE_SPACE_ESTIMATE_BYTES = 4 * 1024 ** 3;
 const GiB = 1024 ** 3;
 
@@ -56,6 +57,8 @@ export function preflight(state: DesiredState, d: Discovery): Diagnostic[] {
   const mgmtPorts = d.management.ports;
   const mgmtPci = new Set(mgmtPorts.map((p) => p.pci).filter((x): x is string => !!x));
   const unknownMgmt = mgmtPorts.filter((p) => !p.pci);
+  const cutover = state.proxmox.cutover;
+  const cutoverNics: string[] = [];
 
   for (const nic of nics) {
     const dev = d.pci.find((p) => p.id === nic.uplink.pci);
@@ -66,16 +69,19 @@ export function preflight(state: DesiredState, d: Discovery): Diagnostic[] {
     if (!dev.class.startsWith('0x02')) {
       err('PREFLIGHT_NOT_A_NIC', `${nic.name}: ${deviceLabel(dev)} is not a network controller (class ${dev.class}).`, 'Choose a network controller (class 0x02xxxx).', `${nic.path}.pci`);
     }
-    // Never pass through the NIC behind the management bridge: the host would lose its network
-    // the moment the VM starts (vfio rebinds the whole IOMMU group). The lockout-safe cutover that
-    // could make this safe is a separate, guarded step; until then, refuse.
+    // Never pass through the NIC behind the management bridge without the guarded cutover: the host
+    // would lose its network the moment the VM starts (vfio rebinds the whole IOMMU group).
     if (mgmtPci.has(slotOf(dev.id) + '.0') || mgmtPci.has(dev.id)) {
-      err(
-        'PREFLIGHT_MANAGEMENT_NIC',
-        `${nic.name}: ${deviceLabel(dev)} carries the Proxmox management bridge ${d.management.bridge ?? ''} (${d.management.address ?? ''}; found because ${d.management.how}). Passing it through would cut the host off the network and lock you out.`,
-        `Pass through the other NIC instead, and put this side on the bridge: set ${nic.path} to {type: bridge, bridge: ${d.management.bridge ?? 'vmbr0'}}. Moving the management NIC into the VM needs the guarded cutover, which dualwan does not do yet.`,
-        `${nic.path}.pci`,
-      );
+      if (!cutover) {
+        err(
+          'PREFLIGHT_MANAGEMENT_NIC',
+          `${nic.name}: ${deviceLabel(dev)} carries the Proxmox management bridge ${d.management.bridge ?? ''} (${d.management.address ?? ''}; found because ${d.management.how}). Passing it through would cut the host off the network and lock you out.`,
+          `Pass through the other NIC and put this side on the bridge (set ${nic.path} to {type: bridge, bridge: ${d.management.bridge ?? 'vmbr0'}}), or opt in to the guarded cutover: add proxmox.cutover with the host's new address on a bridge the router VM joins (docs/cutover.md).`,
+          `${nic.path}.pci`,
+        );
+      } else {
+        cutoverNics.push(nic.name);
+      }
     } else if (unknownMgmt.length) {
       err(
         'PREFLIGHT_MANAGEMENT_NIC_UNKNOWN',
@@ -101,6 +107,8 @@ export function preflight(state: DesiredState, d: Discovery): Diagnostic[] {
       }
     }
   }
+
+  if (cutover && cutoverNics.length) cutoverChecks(d, cutover, err);
 
   // q35 whenever pcie=1: accepted at create, fails only at start (PCI.pm), so check here.
   if (nics.length && !/^(q35|pc-q35-)/.test(vm.machine)) {
@@ -134,13 +142,24 @@ export function preflight(state: DesiredState, d: Discovery): Diagnostic[] {
     }
   }
   const imgSt = d.storages.find((s) => s.storage === vm.imageStorage);
+  const vmThere = vmExists(state, d);
   if (!imgSt) {
-    err('PREFLIGHT_STORAGE_MISSING', `Storage '${vm.imageStorage}' (for the OPNsense image) does not exist on node ${d.node}.`, `Set vm.imageStorage to one of: ${d.storages.filter((s) => s.content.split(',').includes('iso')).map((s) => s.storage).join(', ') || '(none holds iso)'}.`, 'vm.imageStorage');
+    err('PREFLIGHT_STORAGE_MISSING', `Storage '${vm.imageStorage}' (for the VM image and the seed CD) does not exist on node ${d.node}.`, `Set vm.imageStorage to one of: ${d.storages.filter((s) => isFileStorage(s.type)).map((s) => s.storage).join(', ') || '(no directory storage)'}.`, 'vm.imageStorage');
   } else {
-    if (!imgSt.content.split(',').includes('iso')) err('PREFLIGHT_STORAGE_CONTENT', `Storage '${vm.imageStorage}' cannot hold images downloaded with decompression (content: ${imgSt.content}; Proxmox decompresses only for content 'iso').`, `Add 'ISO image' to the content of ${vm.imageStorage}, or choose a storage that has it.`, 'vm.imageStorage');
-    if (imgSt.avail !== undefined && imgSt.avail < IMAGE_SPACE_ESTIMATE_BYTES) {
+    // the VM disk is imported from <storage>:import/<image>.raw, uploaded by dualwan (not needed once the VM exists)
+    if (!vmThere && !imgSt.content.split(',').includes('import')) {
+      err('PREFLIGHT_STORAGE_NO_IMPORT', `Storage '${vm.imageStorage}' does not accept disk images for import (content: ${imgSt.content || 'none'}); dualwan uploads the router's image there and imports the VM disk from it.`, importContentRemedy(imgSt), 'vm.imageStorage');
+    }
+    if (!imgSt.content.split(',').includes('iso')) err('PREFLIGHT_STORAGE_CONTENT', `Storage '${vm.imageStorage}' cannot hold the bootstrap's seed CD image (content: ${imgSt.content}; it needs 'iso').`, `Add 'ISO image' to the content of ${vm.imageStorage} (pvesm set ${vm.imageStorage} --content ${[...new Set([...imgSt.content.split(',').filter(Boolean), 'iso'])].join(',')}), or choose a storage that has it.`, 'vm.imageStorage');
+    if (!vmThere && imgSt.avail !== undefined && imgSt.avail < IMAGE_SPACE_ESTIMATE_BYTES) {
       err('PREFLIGHT_STORAGE_FULL', `Storage '${vm.imageStorage}' has ${(imgSt.avail / GiB).toFixed(1)} GiB free; the unpacked image needs about ${IMAGE_SPACE_ESTIMATE_BYTES / GiB} GiB.`, 'Free space on that storage or choose another one.', 'vm.imageStorage');
     }
+  }
+
+  // Uploading .raw/.qcow2/.vmdk to `import` came with libpve-storage-perl 8.3.6 (Proxmox VE 8.4).
+  const [major, minor] = d.version.version.split('.').map((n) => Number.parseInt(n, 10));
+  if (major !== undefined && minor !== undefined && (major < 8 || (major === 8 && minor < 4)) && !vmThere) {
+    err('PREFLIGHT_PVE_TOO_OLD', `Proxmox VE ${d.version.version} cannot take a disk image upload for import; that came with Proxmox VE 8.4.`, 'Upgrade the host to Proxmox VE 8.4 or later (as root: apt update && apt full-upgrade; see the Proxmox upgrade notes for a major version), then run dualwan again.');
   }
 
   // VM id: free, or already ours (tagged).
@@ -166,4 +185,25 @@ export function preflight(state: DesiredState, d: Discovery): Diagnostic[] {
 
 function vmExists(state: DesiredState, d: Discovery): boolean {
   return !!state.vm && d.vms.some((v) => v.vmid === state.vm!.vmid);
+}
+
+/**
+ * With the opt-in cutover: the bridge that keeps the host's new address is not the one that carries
+ * it now (unless the cutover is done: then it is, with the new address), and the new subnet is not
+ * the current management subnet (two interfaces of the host in one subnet cannot be told apart).
+ */
+function cutoverChecks(
+  d: Discovery,
+  c: ProxmoxCutover,
+  err: (code: string, message: string, remedy: string, path?: string) => void,
+): void {
+  const done = d.management.bridge === c.bridge && d.management.address === c.hostAddress;
+  if (done) return;
+  if (d.management.bridge === c.bridge) {
+    err('PREFLIGHT_CUTOVER_BRIDGE', `proxmox.cutover.bridge ${c.bridge} is the bridge that carries the management address now (${d.management.address ?? '?'}); the cutover moves the address to a bridge without the NIC that goes to the VM.`, 'Name another bridge in proxmox.cutover.bridge (and vm.bridgeNic.bridge), e.g. vmbr1; dualwan creates it.', 'proxmox.cutover.bridge');
+  }
+  const ip = c.hostAddress.split('/')[0] ?? '';
+  if (d.management.address && cidrContains(d.management.address, ip)) {
+    err('PREFLIGHT_CUTOVER_SUBNET', `proxmox.cutover.hostAddress ${c.hostAddress} is in the current management subnet ${d.management.address}; the host cannot keep two interfaces in one subnet during the change.`, 'Choose a subnet of its own for the host and the router, e.g. 10.10.99.2/24 with gateway 10.10.99.1.', 'proxmox.cutover.hostAddress');
+  }
 }

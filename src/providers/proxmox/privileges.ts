@@ -24,7 +24,7 @@ export function requiredPrivileges(state: DesiredState): Requirement[] {
     { path: '/', anyOf: ['Sys.Modify'], why: 'list USB devices (hardware/usb) and set the VM start order (startup)' },
     { path: vmPath, anyOf: ['VM.Allocate'], why: 'create the router VM' },
     { path: vmPath, anyOf: ['VM.Audit'], why: 'read the router VM configuration' },
-    { path: vmPath, anyOf: ['VM.Config.Disk'], why: 'give the VM its disk' },
+    { path: vmPath, anyOf: ['VM.Config.Disk'], why: 'give the VM its disk (imported from the image) and grow it' },
     { path: vmPath, anyOf: ['VM.Config.CPU'], why: 'set CPU type and cores' },
     { path: vmPath, anyOf: ['VM.Config.Memory'], why: 'set memory and disable ballooning' },
     { path: vmPath, anyOf: ['VM.Config.HWType'], why: 'pass NICs through, add the serial console' },
@@ -33,9 +33,8 @@ export function requiredPrivileges(state: DesiredState): Requirement[] {
     { path: vmPath, anyOf: ['VM.Console'], why: 'drive the serial console during bootstrap' },
     { path: vmPath, anyOf: ['VM.Config.CDROM'], why: 'attach and eject the seed CD during bootstrap' },
     { path: `/storage/${vm.diskStorage}`, anyOf: ['Datastore.AllocateSpace'], why: `allocate the VM disk on ${vm.diskStorage}` },
-    { path: `/storage/${vm.imageStorage}`, anyOf: ['Datastore.AllocateTemplate'], why: `download the OPNsense image to ${vm.imageStorage}` },
-    { path: `/storage/${vm.imageStorage}`, anyOf: ['Datastore.Audit', 'Datastore.AllocateSpace'], why: `list images on ${vm.imageStorage}` },
-    { path: `/nodes/${node}`, anyOf: ['Sys.AccessNetwork', 'Sys.Modify'], why: 'let the host download the image (download-url)' },
+    { path: `/storage/${vm.imageStorage}`, anyOf: ['Datastore.AllocateTemplate'], why: `upload the VM image and the seed CD to ${vm.imageStorage}` },
+    { path: `/storage/${vm.imageStorage}`, anyOf: ['Datastore.Audit', 'Datastore.AllocateSpace'], why: `list images on ${vm.imageStorage} and import the VM disk from one` },
   ];
   const uplinks = [...state.wans.map((w) => ({ name: w.name, uplink: w.uplink })), { name: 'lan', uplink: state.lan.uplink }];
   const bridges = new Set<string>();
@@ -51,6 +50,9 @@ export function requiredPrivileges(state: DesiredState): Requirement[] {
     }
   }
   if (vm.bridgeNic) bridges.add(vm.bridgeNic.bridge);
+  if (state.proxmox.cutover) {
+    reqs.push({ path: `/nodes/${node}`, anyOf: ['Sys.Modify'], why: 'stage and apply the host network change of the cutover (/nodes/{node}/network)' });
+  }
   for (const b of bridges) {
     reqs.push({ path: `/sdn/zones/localnetwork/${b}`, anyOf: ['SDN.Use'], why: `attach the VM to bridge ${b}` });
     reqs.push({ path: vmPath, anyOf: ['VM.Config.Network'], why: 'add the virtio NIC' });

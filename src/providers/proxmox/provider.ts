@@ -6,14 +6,20 @@ import { discover, type Discovery } from './discovery';
 import { imageHandler } from './resources/image';
 import { mappingHandler } from './resources/mapping';
 import { vmHandler, vmStateHandler } from './resources/vm';
+import { cutoverBridgeHandler } from './resources/cutover';
 import type { ProxmoxContext } from './resources/context';
 import { ProxmoxTransport } from './transport';
 
 export type { ProxmoxContext } from './resources/context';
 
-/** In dependency order: mappings and the image before the VM, the VM before its power state. */
+/**
+ * In dependency order: mappings, the image and (with proxmox.cutover) the cutover bridge before the
+ * VM, the VM before its power state. With proxmox.cutover the VM is made without the management NIC;
+ * the `cutover` stage (after the OPNsense stage) adds it under a dead-man timer: `cutoverHandler`
+ * in resources/cutover.ts.
+ */
 export function proxmoxHandlers(): AnyHandler<ProxmoxContext>[] {
-  return [mappingHandler('pci'), mappingHandler('usb'), imageHandler, vmHandler, vmStateHandler];
+  return [mappingHandler('pci'), mappingHandler('usb'), imageHandler, cutoverBridgeHandler, vmHandler, vmStateHandler];
 }
 
 export interface ProxmoxConnection {

@@ -5,7 +5,7 @@ import { FACTORY_CONFIG_XML } from '../../../src/bootstrap/factory-config';
 import { buildSeedConfig, hashSecrets, newBootstrapSecrets, SeedConfigError } from '../../../src/bootstrap/seed-config';
 import { child, childrenNamed, elementPaths, findPath, parseXml, type XmlElement } from '../../../src/bootstrap/xml';
 import type { DesiredState } from '../../../src/core/desired';
-import { expectGolden, FIXED_SECRETS, fixedCredentials, playbookState, ROOT, TEST_SSH_KEY, twoNicState } from './seed-fixtures';
+import { cutoverState, expectGolden, FIXED_SECRETS, fixedCredentials, playbookState, ROOT, TEST_SSH_KEY, twoNicState } from './seed-fixtures';
 
 const UPSTREAM = path.join(ROOT, 'test', 'fixtures', 'upstream', 'opnsense');
 
@@ -70,9 +70,14 @@ describe('the seeded config.xml', () => {
     expectGolden('seed-config.two-nic-static.xml', seedOf(twoNicState()).xml);
   });
 
+  it('matches the golden file for the guarded cutover (two NICs, WAN2 on vmbr1, the host moving to vmbr9)', () => {
+    expectGolden('seed-config.cutover.xml', seedOf(cutoverState()).xml);
+  });
+
   it.each([
     ['hotspot-failover', () => playbookState()],
     ['two-nic-static', () => twoNicState()],
+    ['cutover', () => cutoverState()],
   ])('%s: every element is one OPNsense knows (factory config, models, or a cited legacy page)', (_, state) => {
     const known = knownPaths();
     const unknown = [...new Set(elementPaths(parseXml(seedOf(state()).xml)).map(normalise))].filter((p) => !known.has(p));
@@ -90,6 +95,39 @@ describe('the seeded config.xml', () => {
     expect(findPath(two, 'interfaces/lan/if')?.text).toBe('igc1');
     expect(findPath(two, 'interfaces/opt1/if')?.text).toBe('vtnet0');
     for (const doc of [hot, two]) for (const i of findPath(doc, 'interfaces')!.children) expect(child(i, 'lock')?.text).toBe('1');
+  });
+
+  it('with proxmox.cutover: the next optN on the VM\'s NIC on the cutover bridge, static at the gateway, locked', () => {
+    const seed = seedOf(cutoverState());
+    const x = parseXml(seed.xml);
+    const opt2 = findPath(x, 'interfaces/opt2')!;
+    expect(opt2.children.map((c) => [c.name, c.text])).toEqual([
+      ['enable', '1'],
+      ['if', 'vtnet1'],
+      ['descr', 'PVEHOST'],
+      ['ipaddr', '10.10.99.1'],
+      ['subnet', '24'],
+      ['lock', '1'],
+    ]);
+    // WAN2 keeps vtnet0 (its bridge comes first), the LAN keeps igc1: the names after the cutover
+    expect(findPath(x, 'interfaces/opt1/if')?.text).toBe('vtnet0');
+    expect(findPath(x, 'interfaces/lan/if')?.text).toBe('igc1');
+    // no gateway, no DHCP and no IPv6 there: the host has its own static address
+    expect(child(opt2, 'gateway')).toBeUndefined();
+    expect(childrenNamed(findPath(x, 'dnsmasq')!, 'dhcp_ranges').some((r) => child(r, 'interface')?.text === 'opt2')).toBe(false);
+    expect(seed.layout.hostLink).toMatchObject({ identifier: 'opt2', device: 'vtnet1', address: '10.10.99.1', prefix: 24 });
+    expect(seed.summary.join('\n')).toMatch(/opt2 \(PVEHOST\) on vtnet1, the VM's NIC on vmbr9: 10\.10\.99\.1\/24/);
+    // one pass rule on it, the OPNsense stage's host-out rule (OPNsense passes nothing there without one)
+    const rules = childrenNamed(findPath(x, 'OPNsense/Firewall/Filter/rules')!, 'rule');
+    const onLink = rules.filter((r) => child(r, 'interface')?.text === 'opt2');
+    expect(onLink.map((r) => ['action', 'source_net', 'destination_net', 'ipprotocol', 'description'].map((k) => child(r, k)?.text))).toEqual([
+      ['pass', 'opt2', 'any', 'inet', 'dualwan: Proxmox host network (PVEHOST) out, no gateway'],
+    ]);
+    expect(child(onLink[0]!, 'gateway')).toBeUndefined();
+    // without the opt-in there is no such interface and no such rule
+    const plain = parseXml(seedOf(twoNicState()).xml);
+    expect(findPath(plain, 'interfaces/opt2')).toBeUndefined();
+    expect(childrenNamed(findPath(plain, 'OPNsense/Firewall/Filter/rules')!, 'rule').some((r) => child(r, 'interface')?.text === 'opt2')).toBe(false);
   });
 
   it('sets WAN and WAN2 to DHCP, the LAN address and its DHCP range', () => {
@@ -124,6 +162,13 @@ describe('the seeded config.xml', () => {
     expect(child(sys, 'gw_switch_default')?.text).toBe('1');
     const hot = findPath(parseXml(seedOf(playbookState()).xml), 'system')!;
     expect([1, 2].map((n) => child(hot, `dns${n}gw`)?.text)).toEqual(['WAN_DHCP', 'WAN2_DHCP']);
+  });
+
+  it('turns shared forwarding off for load balancing and keeps the factory value for failover', () => {
+    const lb = findPath(parseXml(seedOf(playbookState('opnsense-loadbalance.yaml')).xml), 'system')!;
+    expect(child(lb, 'pf_share_forward')).toBeUndefined();
+    const fo = findPath(parseXml(seedOf(playbookState()).xml), 'system')!;
+    expect(child(fo, 'pf_share_forward')?.text).toBe('1');
   });
 
   it('holds no clear secret: root password and API secret only as $6$ hashes, SSH keys only', () => {

@@ -49,6 +49,22 @@ export function twoNicState(): DesiredState {
   return r.state;
 }
 
+/**
+ * TWO_NIC_YAML with the guarded cutover: the LAN NIC carries the management bridge today, the host
+ * moves to vmbr9, which the VM joins as its second virtio NIC (vtnet1, after the WAN2 bridge's vtnet0).
+ */
+export const CUTOVER_YAML = TWO_NIC_YAML.replace('  tokenId: dualwan@pve!setup\n', '  tokenId: dualwan@pve!setup\n  cutover: { bridge: vmbr9, hostAddress: 10.10.99.2/24, gateway: 10.10.99.1 }\n').replace(
+  '  name: edge\n',
+  '  name: edge\n  bridgeNic: { bridge: vmbr9 }\n',
+);
+
+export function cutoverState(): DesiredState {
+  const r = loadConfigText(CUTOVER_YAML, 'cutover.yaml');
+  if (!r.state) throw new Error(r.diagnostics.map((d) => `${d.code}: ${d.message}`).join('\n'));
+  if (!r.state.proxmox?.cutover) throw new Error('CUTOVER_YAML lost its cutover');
+  return r.state;
+}
+
 export const FIXED_SECRETS: BootstrapSecrets = {
   rootPassword: 'Tq7mW2xKp9RvB4nZc8Hd',
   apiKey: Buffer.alloc(60, 7).toString('base64'),

@@ -64,6 +64,8 @@ describe('dead-man timer', () => {
     expect(fire).toContain('cp -- /etc/network/interfaces.dualwan-abcd1234 /etc/network/interfaces || echo');
     expect(fire).toContain('ifreload -a ||');
     expect(fire).toContain('qm stop 100 ||');
+    expect(fire).toContain('rm -f -- /etc/network/interfaces.new ||');
+    expect(fire).toContain('qm set 100 --onboot 0 ||');
   });
 
   it('quotes every argument of a revert command for the shell', () => {
@@ -103,8 +105,23 @@ describe('dead-man timer', () => {
   });
 
   it('describes the cutover as disruptive, with the re-cabling spelled out', () => {
-    const d = describeCutover({ managementNic: 'enp1s0', bridge: 'vmbr1', hostAddress: '192.168.10.10', lanAddress: '192.168.10.1', vmid: 100, timeoutSeconds: 300 });
+    const d = describeCutover({
+      ports: [{ iface: 'enp1s0', pci: '0000:01:00.0', role: 'LAN', plug: 'the access point' }],
+      managementBridge: 'vmbr0',
+      oldAddress: '192.168.1.10/24',
+      bridge: 'vmbr1',
+      hostAddress: '10.10.99.2/24',
+      gateway: '10.10.99.1',
+      apiPort: 8006,
+      sshPort: 22,
+      lanSubnet: '192.168.10.0/24',
+      lanAddress: '192.168.10.1',
+      vmid: 100,
+      vmRunning: true,
+      timeoutSeconds: 300,
+    });
     expect(d.disruption).toEqual(['drops-management-session', 'restarts-router-vm']);
-    expect(d.steps.join('\n')).toMatch(/Re-cabling: the TP-Link/);
+    expect(d.steps.join('\n')).toMatch(/Re-cabling, before you confirm: enp1s0 \(PCI 0000:01:00\.0\) becomes the router's LAN port: plug the access point into it/);
+    expect(d.steps.join('\n')).toMatch(/answers only through the router, at 10\.10\.99\.2 \(API https:\/\/10\.10\.99\.2:8006/);
   });
 });

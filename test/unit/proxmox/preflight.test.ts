@@ -75,7 +75,36 @@ describe('preflight (pure, on recorded host data)', () => {
 
   it('checks storage content and space', () => {
     const storages = discovery().storages.map((x) => (x.storage === 'local' ? { ...x, content: 'vztmpl,backup' } : { ...x, avail: 2 * 1024 ** 3 }));
-    expect(codes(state(), discovery({ storages }))).toEqual(['error PREFLIGHT_STORAGE_FULL', 'error PREFLIGHT_STORAGE_CONTENT']);
+    expect(codes(state(), discovery({ storages }))).toEqual(['error PREFLIGHT_STORAGE_FULL', 'error PREFLIGHT_STORAGE_NO_IMPORT', 'error PREFLIGHT_STORAGE_CONTENT']);
+  });
+
+  it('refuses an image storage without import content, with the exact pvesm command for its content list', () => {
+    // a fresh install's local: no import (research note §8.4)
+    const storages = discovery().storages.map((x) => (x.storage === 'local' ? { ...x, content: 'iso,vztmpl,backup' } : x));
+    const f = preflight(state(), discovery({ storages }));
+    expect(f.map((x) => `${x.severity} ${x.code} ${x.path}`)).toEqual(['error PREFLIGHT_STORAGE_NO_IMPORT vm.imageStorage']);
+    expect(f[0]!.message).toContain("Storage 'local' does not accept disk images for import (content: iso,vztmpl,backup)");
+    expect(f[0]!.remedy).toContain('pvesm set local --content iso,vztmpl,backup,import');
+    // not needed once the VM (and so its disk) exists
+    const vms = [{ id: 'qemu/100', type: 'qemu', vmid: 100, name: 'opnsense', node: 'pve', tags: 'dualwan' }];
+    expect(codes(state(), discovery({ storages, vms }))).toEqual([]);
+  });
+
+  it('an image storage that keeps no files: choose a directory storage instead', () => {
+    const s = state();
+    const f = preflight({ ...s, vm: { ...s.vm!, imageStorage: 'local-lvm' } }, discovery());
+    const imp = f.find((x) => x.code === 'PREFLIGHT_STORAGE_NO_IMPORT')!;
+    expect(imp.remedy).toMatch(/keeps no files.*set vm\.imageStorage to a directory storage such as local/);
+    expect(imp.remedy).not.toContain('pvesm set local-lvm');
+  });
+
+  it('refuses a Proxmox VE older than 8.4 (no image upload for import), unless the VM exists', () => {
+    const f = preflight(state(), discovery({ version: { version: '8.3.5', release: '8.3' } }));
+    expect(f.map((x) => x.code)).toEqual(['PREFLIGHT_PVE_TOO_OLD']);
+    expect(f[0]!.remedy).toMatch(/Upgrade the host to Proxmox VE 8\.4 or later/);
+    expect(codes(state(), discovery({ version: { version: '8.4.1', release: '8.4' } }))).toEqual([]);
+    const vms = [{ id: 'qemu/100', type: 'qemu', vmid: 100, name: 'opnsense', node: 'pve', tags: 'dualwan' }];
+    expect(codes(state(), discovery({ version: { version: '8.3.5', release: '8.3' }, vms }))).toEqual([]);
   });
 
   it('a missing phone is a warning when the VM is not to be started', () => {

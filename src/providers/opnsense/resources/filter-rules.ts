@@ -1,6 +1,7 @@
 import { DualwanError, ValidationError } from '../../../core/errors';
 import type { ResourceHandler } from '../../../plan/handler';
 import type { OpnsenseContext } from '../context';
+import { isDrillRuleDescription, noteDrillRules } from '../drill';
 import { FilterRuleRowSchema, SavedSchema, type FilterRuleRow } from '../schemas';
 import { diffValues, step } from './common';
 
@@ -35,9 +36,20 @@ export const FACTORY_LAN_RULE = 'Default allow LAN to any rule';
 const base = { enabled: '1', action: 'pass', quick: '1', interface: 'lan', direction: 'in', ipprotocol: 'inet', protocol: 'any', source_net: 'lan' };
 
 /**
+ * The rule that lets the Proxmox host's own traffic out of the cutover link (proxmox.cutover). The
+ * bootstrap seeds it (OPNsense passes nothing on a new interface without a rule, and before the
+ * cutover dualwan reaches the router through that very link); this stage then finds it by this
+ * description and keeps it.
+ */
+export function hostOutRuleDescription(linkDescr: string): string {
+  return `dualwan: Proxmox host network (${linkDescr}) out, no gateway`;
+}
+
+/**
  * LAN rules, in evaluation order (lower sequence first):
  * 1. traffic to the router itself (DNS, GUI, NTP…) with no gateway — a policy-routed rule would
- *    send local DNS out of a WAN (OPNsense multi-WAN how-to);
+ *    send local DNS out of a WAN (OPNsense multi-WAN how-to); with proxmox.cutover also the LAN
+ *    to the host's network and, on that interface, the host's traffic out (both no gateway);
  * 2. one rule per sticky host, routed to its WAN's gateway;
  * 3. the LAN default rule (the factory rule, taken over) routed through the gateway group.
  */
@@ -45,6 +57,23 @@ export function ruleSet(ctx: Pick<OpnsenseContext, 'state' | 'layout'>): { key: 
   const out: { key: string; value: RuleDesired; dependsOn: string[] }[] = [];
   const toRouter = `dualwan: LAN to this router (DNS, GUI), no gateway`;
   out.push({ key: 'lan-to-router', value: { fields: { ...base, destination_net: 'lanip', gateway: '', sequence: '10', description: toRouter }, match: [toRouter] }, dependsOn: ['opnsense.interface/lan'] });
+  const link = ctx.layout.hostLink;
+  if (link) {
+    // proxmox.cutover: the host's network behind the router. LAN to it before any policy-routed
+    // rule (the gateway group would send it out of a WAN); the host's own traffic out, no gateway.
+    const toHost = `dualwan: LAN to the Proxmox host network (${link.descr}), no gateway`;
+    out.push({
+      key: 'lan-to-host',
+      value: { fields: { ...base, destination_net: link.identifier, gateway: '', sequence: '11', description: toHost }, match: [toHost] },
+      dependsOn: ['opnsense.interface/lan', `opnsense.interface/${link.identifier}`],
+    });
+    const hostOut = hostOutRuleDescription(link.descr);
+    out.push({
+      key: 'host-out',
+      value: { fields: { ...base, interface: link.identifier, source_net: link.identifier, destination_net: 'any', gateway: '', sequence: '12', description: hostOut }, match: [hostOut] },
+      dependsOn: [`opnsense.interface/${link.identifier}`],
+    });
+  }
   ctx.state.policy.stickyHosts.forEach((h, i) => {
     const w = ctx.layout.wans.find((x) => x.wan.name === h.wan);
     if (!w) return;
@@ -72,9 +101,11 @@ function observedOf(r: FilterRuleRow): RuleObserved {
   return { ...v, uuid: r.uuid };
 }
 
-async function readRules(ctx: OpnsenseContext): Promise<RuleObserved[]> {
+async function readRules(ctx: OpnsenseContext, noteDrill = false): Promise<RuleObserved[]> {
   const grid = await ctx.client.search('firewall/filter/search_rule', FilterRuleRowSchema);
-  return grid.rows.map(observedOf);
+  // a verify drill's temporary rule is never planned: apply removes it only once stale (drill.ts)
+  if (noteDrill) noteDrillRules(ctx, grid.rows);
+  return grid.rows.filter((r) => !isDrillRuleDescription(r.description)).map(observedOf);
 }
 
 /** The rule a desired rule refers to: ours by description, else one to take over (IPv4 LAN rules only). */
@@ -92,7 +123,7 @@ export const filterRuleHandler: ResourceHandler<OpnsenseContext, RuleDesired, Ru
     return ruleSet(ctx).map((r) => ({ address: `opnsense.filter-rule/${r.key}`, dependsOn: r.dependsOn, value: r.value }));
   },
   async observe(ctx, desired) {
-    const rules = await readRules(ctx);
+    const rules = await readRules(ctx, true);
     const taken = new Set<string>();
     const out = [];
     for (const d of desired) {

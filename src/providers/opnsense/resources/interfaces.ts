@@ -29,7 +29,9 @@ async function readAssignments(ctx: OpnsenseContext, identifiers: readonly strin
 export const interfaceHandler: ResourceHandler<OpnsenseContext, InterfaceValue, InterfaceValue> = {
   kind: 'opnsense.interface',
   desired(ctx) {
-    return ctx.layout.interfaces.map((i) => ({
+    // with proxmox.cutover, also the router's NIC on the host's cutover bridge (layout.hostLink)
+    const link = ctx.layout.hostLink;
+    return [...ctx.layout.interfaces, ...(link ? [link] : [])].map((i) => ({
       address: `opnsense.interface/${i.identifier}`,
       dependsOn: [],
       value: { identifier: i.identifier, if: i.device, descr: i.descr, lock: '1' },
@@ -71,7 +73,7 @@ export const interfaceHandler: ResourceHandler<OpnsenseContext, InterfaceValue, 
       throw new DualwanError(
         'OPNSENSE_INTERFACE_MISSING',
         `OPNsense has no interface ${d.identifier} (${d.descr}); the API cannot create and enable it with an address.`,
-        { source: 'user', remedy: `Assign ${d.if} as ${d.descr} with IPv4 DHCP in Interfaces > Assignments (or let the dualwan bootstrap seed it), then run apply again.` },
+        { source: 'user', remedy: `Assign ${d.if} as ${d.descr} with IPv4 ${ctx.layout.hostLink?.identifier === d.identifier ? `static ${ctx.layout.hostLink.address}/${ctx.layout.hostLink.prefix}` : 'DHCP'} in Interfaces > Assignments (or let the dualwan bootstrap seed it), then run apply again.` },
       );
     }
     const name = `${d.identifier} (${d.if})`;
