@@ -1,7 +1,9 @@
 /**
  * `dualwan verify`: a measured failover drill on the router named in dualwan.yaml.
  *
- *   dualwan verify [-c dualwan.yaml] [--wan NAME] [--hold SECONDS] [--yes] [--json] [--trust-on-first-use]
+ *   dualwan verify [-c dualwan.yaml] [--wan NAME] [--hold SECONDS] [--method block|force-down|cable] [--yes] [--json] [--trust-on-first-use]
+ *
+ * Dispatches on the backend: linux (below) or opnsense-vm (verify-opnsense.ts, --method).
  *
  * It breaks one WAN on purpose (black hole, link up) for a bounded time, so it asks first unless
  * --yes. Exit 0 when failover behaved, 3 when it did not (the drill ran), 1 on errors. The WAN is
@@ -25,21 +27,22 @@ export interface VerifyOptions extends GlobalOptions {
   readonly yes?: boolean;
   readonly json?: boolean;
   readonly trustOnFirstUse?: boolean;
+  /** opnsense-vm: how the WAN is broken — block (default), force-down, cable. */
+  readonly method?: string;
 }
 
-export async function verifyCommand(o: VerifyOptions): Promise<number> {
+export async function verifyCommand(o: VerifyOptions, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const ui = terminalUi(o);
   const state = loadState(o.config, ui);
-  if (state.backend !== 'linux') {
-    throw new DualwanError('VERIFY_BACKEND_UNAVAILABLE', `dualwan verify does not drive the ${state.backend} backend yet.`, { source: 'user', remedy: 'Use it with backend: linux.' });
-  }
-  const holdS = o.hold === undefined ? 3 : Number(o.hold);
+  const holdS = o.hold === undefined ? (state.backend === 'linux' ? 3 : 5) : Number(o.hold);
   if (!(holdS >= 0 && holdS <= 120)) throw new DualwanError('VERIFY_HOLD_INVALID', '--hold takes 0–120 seconds.', { source: 'user' });
+  if (state.backend === 'opnsense-vm') return (require('./verify-opnsense') as typeof import('./verify-opnsense')).verifyOpnsense(o, state, ui, holdS, env);
+  if (o.method !== undefined) throw new DualwanError('VERIFY_METHOD_UNAVAILABLE', '--method applies to the opnsense-vm backend.', { source: 'user', remedy: 'The Linux drill always black-holes the WAN with its link up; leave --method out.' });
   const target = o.wan ?? state.wans[0]?.name;
   const spec = state.wans.find((w) => w.name === target);
   if (!spec) throw new DualwanError('VERIFY_WAN_UNKNOWN', `No WAN named ${String(target)} in ${o.config}.`, { source: 'user', remedy: `Use one of: ${state.wans.map((w) => w.name).join(', ')}.` });
 
-  const session = await linuxStage().open({ state, ui, trustOnFirstUse: !!o.trustOnFirstUse, credentialsFile: o.credentials, env: process.env, earlier: [] });
+  const session = await linuxStage().open({ state, ui, trustOnFirstUse: !!o.trustOnFirstUse, credentialsFile: o.credentials, env, earlier: [] });
   try {
     const ctx = session.ctx as LinuxContext;
     const ok = await ui.request({

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { modelOf } from './catalogue';
 import { defaultsOf } from './fields';
+import { DpingerProcess, dpingerStatus, routerClock, type DpingerClockOptions, type DpingerParams, type DpingerReport, type DpingerStatus, type ProbeFate } from './dpinger';
 
 export type Item = Record<string, string>;
 
@@ -26,7 +27,15 @@ export interface Config {
   rules: Record<string, Item>;
   snatRules: Record<string, Item>;
   snatMode: string;
-  system: { gw_switch_default: boolean; lb_use_sticky: boolean };
+  system: {
+    gw_switch_default: boolean;
+    lb_use_sticky: boolean;
+    /** "Shared forwarding" (on in the factory config) */
+    pf_share_forward?: boolean;
+    skip_rules_gw_down?: boolean;
+    /** system/dnsserver[n] and dns<n+1>gw ("none" = not bound to a gateway) */
+    dns?: { server: string; gateway: string }[];
+  };
 }
 
 export interface Lease {
@@ -83,7 +92,7 @@ export interface GatewayView {
   dynamic: boolean;
 }
 
-export type DpingerStatus = 'none' | 'down' | 'force_down' | 'delay' | 'loss' | 'delay+loss';
+export type { DpingerStatus };
 export const STATUS_TEXT: Record<DpingerStatus, string> = {
   none: 'Online',
   down: 'Offline',
@@ -127,6 +136,11 @@ export class RouterState {
   private stateSeq = 0;
   private backupSeq = 0;
   now: () => number = Date.now;
+  /** dpinger over time (enableTimedDpinger): one process per applied monitored gateway; undefined = status follows the link at once. */
+  private dpingers?: Map<string, DpingerProcess>;
+  private lastTick = 0;
+  /** pf's ICMP state of each gateway's dpinger probes: state id, and until when it lives (icmp timeout 10 s). */
+  private probeStates = new Map<string, { id: string; until: number }>();
 
   constructor(init: { config: Config; leases: Record<string, Lease>; devices: string[] }) {
     this.config = clone(init.config);
@@ -235,19 +249,149 @@ export class RouterState {
     return v === undefined || v === '' ? DPINGER_DEFAULTS[key]! : Number(v);
   }
 
-  /** What dpinger reports for an applied gateway. */
-  statusOf(g: GatewayView): { status: DpingerStatus; loss: string; delay: string; stddev: string } {
+  /** What dpinger reports for an applied gateway (at `at`, default now). */
+  statusOf(g: GatewayView, at = this.now()): { status: DpingerStatus; loss: string; delay: string; stddev: string } {
     const unknown = { loss: '~', delay: '~', stddev: '~' };
     if (g.item.force_down === '1') return { status: 'force_down', ...unknown };
     if (g.item.monitor_disable === '1') return { status: 'none', ...unknown };
-    const h = this.health[g.item.interface ?? ''] ?? { up: true, lossPercent: 0, delayMs: 12.3 };
-    const loss = h.up ? h.lossPercent : 100;
-    const delay = h.delayMs;
-    const metrics = { loss: `${loss.toFixed(1)} %`, delay: h.up ? `${delay.toFixed(1)} ms` : '~', stddev: h.up ? '0.4 ms' : '~' };
-    if (!h.up || loss >= this.effective(g.item, 'losshigh')) return { status: 'down', ...metrics };
-    const slow = delay >= this.effective(g.item, 'latencyhigh');
-    const lossy = loss >= this.effective(g.item, 'losslow');
-    return { status: slow && lossy ? 'delay+loss' : slow ? 'delay' : lossy ? 'loss' : 'none', ...metrics };
+    const proc = this.dpingers?.get(g.item.name!);
+    let rep: DpingerReport;
+    if (proc) rep = proc.report(at);
+    else {
+      // no clock: the status follows the link (and a rule blocking the probes) at once
+      const h = this.health[g.item.interface ?? ''] ?? { up: true, lossPercent: 0, delayMs: 12.3 };
+      const dead = !h.up || this.probeBlocked(g);
+      rep = { lossPercent: dead ? 100 : h.lossPercent, delayMs: dead ? undefined : h.delayMs, received: 0, lost: 0 };
+    }
+    const metrics = { loss: `${rep.lossPercent.toFixed(1)} %`, delay: rep.delayMs === undefined ? '~' : `${rep.delayMs.toFixed(1)} ms`, stddev: rep.delayMs === undefined ? '~' : '0.4 ms' };
+    return { status: dpingerStatus(rep, this.paramsOf(g.item)), ...metrics };
+  }
+
+  paramsOf(item: Item): DpingerParams {
+    const e = (k: string) => this.effective(item, k);
+    return { interval: e('interval'), loss_interval: e('loss_interval'), time_period: e('time_period'), latencylow: e('latencylow'), latencyhigh: e('latencyhigh'), losslow: e('losslow'), losshigh: e('losshigh') };
+  }
+
+  /**
+   * An applied firewall rule drops this gateway's probes: a block/reject rule, outbound (or both
+   * directions), floating or on the gateway's interface, IPv4, ICMP (echo request) or any
+   * protocol, to the monitor IP (or a net holding it, or any), from any / the router / the WAN.
+   */
+  probeBlocked(g: GatewayView): boolean {
+    const mon = g.item.monitor ?? '';
+    const iface = g.item.interface ?? '';
+    if (isIP(mon) !== 4) return false;
+    const hits = (net: string) =>
+      net.split(',').some((n) => n === 'any' || n === mon || (n.includes('/') && sameSubnet(mon, n.split('/')[0]!, Number(n.split('/')[1]))));
+    return Object.values(this.applied.firewall.rules).some(
+      (r) =>
+        r.enabled !== '0' &&
+        (r.action === 'block' || r.action === 'reject') &&
+        ['out', 'any'].includes(r.direction ?? 'in') &&
+        ((r.interface ?? '') === '' || (r.interface ?? '').split(',').includes(iface)) &&
+        ['inet', 'inet46'].includes(r.ipprotocol ?? 'inet') &&
+        ['any', 'ICMP'].includes((r.protocol ?? 'any').toUpperCase() === 'ANY' ? 'any' : (r.protocol ?? '').toUpperCase()) &&
+        ((r.icmptype ?? '') === '' || (r.icmptype ?? '').split(',').includes('echoreq')) &&
+        r.destination_not !== '1' &&
+        r.source_not !== '1' &&
+        hits(r.destination_net ?? 'any') &&
+        ['any', '(self)', `${iface}ip`].some((x) => (r.source_net ?? 'any').split(',').includes(x)),
+    );
+  }
+
+  // ---- dpinger over time --------------------------------------------------------------------
+
+  /** Statuses change over time like dpinger's, on the given clock (see dpinger.ts). */
+  enableTimedDpinger(o: DpingerClockOptions): void {
+    this.now = routerClock(o);
+    this.dpingers = new Map();
+    this.lastTick = this.now();
+    this.restartDpingers();
+  }
+
+  /** A routing reconfigure restarts dpinger: fresh windows for every monitored gateway. */
+  private restartDpingers(): void {
+    if (!this.dpingers) return;
+    const at = this.now();
+    this.dpingers.clear();
+    for (const g of this.activeGateways()) {
+      if (g.item.monitor_disable === '1' || !g.item.monitor) continue;
+      this.dpingers.set(g.item.name!, new DpingerProcess(this.paramsOf(g.item), at));
+    }
+  }
+
+  /**
+   * Brings dpinger and the gateway watcher up to the clock: probes are sent under the conditions
+   * that held since the last call (every change of conditions calls this first), and the watcher
+   * looks at the statuses once a second, raising alarms (log line, state killing) at that time.
+   */
+  tick(): void {
+    if (!this.dpingers) return;
+    const to = this.now();
+    const gws = new Map(this.activeGateways().map((g) => [g.item.name!, g]));
+    for (let t = this.lastTick + 1000, i = 0; t <= to && i < 100_000; t += 1000, i++) {
+      this.advanceDpingers(t, gws);
+      this.onStatusChange(t);
+      this.lastTick = t;
+    }
+    this.advanceDpingers(to, gws);
+  }
+
+  private advanceDpingers(to: number, gws: Map<string, GatewayView>): void {
+    for (const [name, proc] of this.dpingers ?? []) {
+      const g = gws.get(name);
+      if (g) proc.advance(to, (seq, at) => this.probeFate(g, seq, at));
+    }
+  }
+
+  /** One probe: the link must be up; pf lets it out through its live state, else the rules decide. */
+  private probeFate(g: GatewayView, seq: number, at: number): ProbeFate {
+    const iface = g.item.interface!;
+    const h = this.health[iface] ?? { up: true, lossPercent: 0, delayMs: 12.3 };
+    const lost = { lost: true, delayMs: 0 };
+    if (!h.up) return lost;
+    const name = g.item.name!;
+    let ps = this.probeStates.get(name);
+    if (ps && (ps.until < at || !this.states.some((s) => s.id === ps!.id))) {
+      this.states = this.states.filter((s) => s.id !== ps!.id);
+      this.probeStates.delete(name);
+      ps = undefined;
+    }
+    if (!ps) {
+      if (this.probeBlocked(g)) return lost;
+      const id = `${(++this.stateSeq).toString(16).padStart(16, '0')}/00000001`;
+      const conf = this.applied.interfaces[iface];
+      this.states.push({
+        id,
+        iface: conf?.if ?? '',
+        interface: this.descrOf(iface, this.applied.interfaces),
+        proto: 'icmp',
+        ipproto: 'ipv4',
+        direction: 'out',
+        src_addr: this.addressOf(iface, this.applied.interfaces) ?? '',
+        src_port: '4242',
+        dst_addr: g.item.monitor!,
+        dst_port: '4242',
+        nat_addr: null,
+        nat_port: null,
+        gateway: null,
+        state: '0:0',
+        age: '00:00:01',
+        expires: '00:00:10',
+        pkts: [1, 1],
+        bytes: [29, 29],
+        rule: '',
+        label: '',
+        descr: 'let out anything from firewall host itself',
+        flags: [],
+      });
+      ps = { id, until: 0 };
+      this.probeStates.set(name, ps);
+    }
+    ps.until = at + 10_000;
+    const p = h.lossPercent;
+    const dropped = Math.floor(((seq + 1) * p) / 100) > Math.floor((seq * p) / 100);
+    return { lost: dropped, delayMs: h.delayMs };
   }
 
   /** Gateways that run: from the applied routing config, enabled, on an enabled interface. */
@@ -255,8 +399,8 @@ export class RouterState {
     return this.gatewayViews(this.applied.routing).filter((g) => g.item.disabled !== '1' && this.applied.routing.interfaces[g.item.interface ?? '']?.enable && this.gatewayAddress(g) !== '~');
   }
 
-  statusMap(): Map<string, DpingerStatus> {
-    return new Map(this.activeGateways().map((g) => [g.item.name!, this.statusOf(g).status]));
+  statusMap(at = this.now()): Map<string, DpingerStatus> {
+    return new Map(this.activeGateways().map((g) => [g.item.name!, this.statusOf(g, at).status]));
   }
 
   /** The gateway carrying the default route: the best "up" upstream gateway by priority. */
@@ -297,11 +441,14 @@ export class RouterState {
     this.applyFirewall();
   }
   applyRouting(): void {
+    this.tick();
     this.applied.routing = this.routingPart();
+    this.restartDpingers();
     this.applyFirewall(); // rc.routing_configure ends with a filter reload
     this.onStatusChange();
   }
   applyFirewall(): void {
+    this.tick();
     this.applied.firewall = this.firewallPart();
   }
 
@@ -319,6 +466,7 @@ export class RouterState {
   setHealth(idOrGateway: string, h: Partial<LinkHealth>): void {
     const gw = this.gatewayViews().find((g) => g.item.name === idOrGateway);
     const id = gw ? gw.item.interface! : idOrGateway;
+    this.tick();
     this.health[id] = { up: true, lossPercent: 0, delayMs: 12.3, ...this.health[id], ...h };
     this.onStatusChange();
   }
@@ -329,8 +477,8 @@ export class RouterState {
    * "failback states" (monitor_killstates_priority). Both only act with default gateway switching
    * or group membership (rc.syshook.d/monitor/20-recover).
    */
-  private onStatusChange(): void {
-    const now = this.statusMap();
+  private onStatusChange(at = this.now()): void {
+    const now = this.statusMap(at);
     const isDown = (s: DpingerStatus | undefined) => s === 'down' || s === 'force_down';
     const gws = new Map(this.activeGateways().map((g) => [g.item.name!, g]));
     const inGroup = (name: string) => Object.values(this.applied.routing.groups).some((g) => ['item', 'item2', 'item3', 'item4', 'item5'].some((k) => (g[k] ?? '').split(',').includes(name)));
@@ -338,8 +486,8 @@ export class RouterState {
       const before = this.lastStatus.get(name);
       const g = gws.get(name)!;
       if (before !== undefined && before !== s) {
-        const st = this.statusOf(g);
-        this.gatewayLog.push({ at: new Date(this.now()).toISOString(), text: `ALERT: ${name} (Addr: ${g.item.monitor || this.gatewayAddress(g)} Alarm: ${before} -> ${s} RTT: ${st.delay} RTTd: ${st.stddev} Loss: ${st.loss})` });
+        const st = this.statusOf(g, at);
+        this.gatewayLog.push({ at: new Date(at).toISOString(), text: `ALERT: ${name} (Addr: ${g.item.monitor || this.gatewayAddress(g)} Alarm: ${before} -> ${s} RTT: ${st.delay} RTTd: ${st.stddev} Loss: ${st.loss})` });
       }
       const acts = this.config.system.gw_switch_default || inGroup(name);
       if (!isDown(before) && isDown(s) && g.item.monitor_killstates === '1' && acts) this.dropStates((st) => st.gateway === name);
@@ -367,6 +515,7 @@ export class RouterState {
    * the pool says so); outbound NAT translates to the WAN's address. undefined = blocked.
    */
   openConnection(c: { src: string; dst: string; dport?: number; proto?: 'tcp' | 'udp' }): PfState | undefined {
+    this.tick();
     const lanAddr = this.addressOf('lan', this.applied.interfaces);
     const rules = Object.entries(this.applied.firewall.rules)
       .map(([uuid, r]) => ({ uuid, r }))
@@ -496,6 +645,10 @@ export function configXml(c: Config, hostname = 'OPNsense'): string {
     '    <domain>internal</domain>',
     c.system.gw_switch_default ? '    <gw_switch_default>1</gw_switch_default>' : '',
     c.system.lb_use_sticky ? '    <lb_use_sticky>1</lb_use_sticky>' : '',
+    c.system.pf_share_forward ? '    <pf_share_forward>1</pf_share_forward>' : '',
+    c.system.skip_rules_gw_down ? '    <skip_rules_gw_down>1</skip_rules_gw_down>' : '',
+    ...(c.system.dns ?? []).map((d) => `    <dnsserver>${esc(d.server)}</dnsserver>`),
+    ...(c.system.dns ?? []).map((d, i) => `    <dns${i + 1}gw>${esc(d.gateway)}</dns${i + 1}gw>`),
     '  </system>',
     '  <interfaces>',
     ifaces,
