@@ -26,7 +26,7 @@ const HOST_CHECKS: readonly { check: string; codes: readonly string[]; ok: (s: D
   { check: 'host.management-nic', codes: ['PREFLIGHT_MANAGEMENT_NIC', 'PREFLIGHT_MANAGEMENT_NIC_UNKNOWN'], ok: (_s, d) => `the management bridge ${d.management.bridge ?? '?'} (${d.management.ports.map((p) => p.iface).join(', ')}) stays with the host` },
   { check: 'host.machine', codes: ['PREFLIGHT_MACHINE_NOT_Q35'], ok: (s) => `machine ${s.vm!.machine} supports PCIe passthrough` },
   { check: 'host.usb-phone', codes: ['PREFLIGHT_USB_ABSENT'], ok: () => 'the tethered phone is attached with the expected USB id' },
-  { check: 'host.storage', codes: ['PREFLIGHT_STORAGE_MISSING', 'PREFLIGHT_STORAGE_CONTENT', 'PREFLIGHT_STORAGE_FULL'], ok: (s) => `storages ${s.vm!.diskStorage} (disk) and ${s.vm!.imageStorage} (image) are usable` },
+  { check: 'host.storage', codes: ['PREFLIGHT_STORAGE_MISSING', 'PREFLIGHT_STORAGE_CONTENT', 'PREFLIGHT_STORAGE_NO_IMPORT', 'PREFLIGHT_STORAGE_FULL'], ok: (s) => `storages ${s.vm!.diskStorage} (disk) and ${s.vm!.imageStorage} (image import and seed CD) are usable` },
   { check: 'host.vm-id', codes: ['PREFLIGHT_VMID_TAKEN'], ok: (s) => `VM id ${s.vm!.vmid} is free or dualwan's` },
   { check: 'host.privileges', codes: ['PREFLIGHT_PRIVILEGES'], ok: (s) => `the token ${s.proxmox!.tokenId} has every privilege dualwan needs` },
 ];

@@ -1,12 +1,14 @@
-import * as fs from 'node:fs';
+import { connectPinnedProxmox } from '../flows/proxmox-connection';
 import { loadConfigFile } from '../config/load';
 import type { DesiredState } from '../core/desired';
 import { DualwanError } from '../core/errors';
 import type { Ui } from '../core/ui';
-import { ensurePinned } from '../flows/trust';
-import { connectProxmox, proxmoxContext } from '../providers/proxmox/provider';
-import { loadCredentials } from '../secrets/credentials';
+import { proxmoxContext } from '../providers/proxmox/provider';
+import type { LanProbe } from '../accesspoint/checks';
 import { doctorHost, type Finding } from './host';
+import { doctorLinux, type LinuxDoctorOptions } from './linux';
+import { doctorOpnsense, type OpnsenseDoctorOptions } from './router';
+import { chooseLanAccess, configTopology, lanTopology, TOPOLOGY_CONFIG_CODES, type LocalAddresses } from './topology';
 
 export type { Finding } from './host';
 
@@ -16,14 +18,26 @@ export interface DoctorOptions {
   readonly env: NodeJS.ProcessEnv;
   readonly credentialsFile?: string;
   readonly trustOnFirstUse: boolean;
+  /**
+   * The LAN checks (a second DHCP server, double NAT, the access point): 'auto' (default) runs
+   * them from this machine when one of its addresses is in the LAN; 'off' skips them; a probe is
+   * used as given (tests, recorded runs).
+   */
+  readonly lan?: 'auto' | 'off' | LanProbe;
+  /** This machine's addresses, for 'auto' (default: os.networkInterfaces()). */
+  readonly localAddresses?: LocalAddresses;
+  readonly linux?: LinuxDoctorOptions;
+  readonly opnsenseClient?: OpnsenseDoctorOptions['client'];
 }
+
+const AREA_ORDER: readonly Finding['area'][] = ['config', 'host', 'router', 'topology'];
 
 const fail = (area: Finding['area'], check: string, e: unknown): Finding => ({
   area,
   check,
   status: 'fail',
   message: e instanceof Error ? e.message : String(e),
-  remedy: e instanceof DualwanError ? e.remedy : undefined,
+  remedy: (e instanceof DualwanError ? e.remedy : undefined) ?? (area === 'host' ? 'Check that the Proxmox VE API answers at proxmox.host:port from this machine, and the token in DUALWAN_PROXMOX_TOKEN_SECRET.' : 'See the message; then run dualwan doctor again.'),
 });
 
 /**
@@ -35,8 +49,9 @@ export async function runDoctor(o: DoctorOptions): Promise<Finding[]> {
   const out: Finding[] = [];
   const loaded = loadConfigFile(o.file);
   for (const d of loaded.diagnostics) {
+    if (loaded.state && TOPOLOGY_CONFIG_CODES.includes(d.code)) continue; // reported as topology.* below
     const where = d.location ? `${d.location.file}:${d.location.line}:${d.location.column}: ` : '';
-    out.push({ area: d.code.startsWith('RULE_') ? 'topology' : 'config', check: d.code, status: d.severity === 'error' ? 'fail' : 'warn', message: `${where}${d.message}`, remedy: d.remedy });
+    out.push({ area: d.code.startsWith('RULE_') ? 'topology' : 'config', check: d.code, status: d.severity === 'error' ? 'fail' : 'warn', message: `${where}${d.message}`, remedy: d.remedy ?? `Fix ${o.file} at the place named, then run dualwan doctor again.` });
   }
   if (!loaded.state) return out;
   const state: DesiredState = loaded.state;
@@ -44,18 +59,7 @@ export async function runDoctor(o: DoctorOptions): Promise<Finding[]> {
 
   if (state.backend === 'opnsense-vm' && state.proxmox && state.vm) {
     try {
-      const secret = loadCredentials({ env: o.env, file: o.credentialsFile }).require('DUALWAN_PROXMOX_TOKEN_SECRET', `The Proxmox API token ${state.proxmox.tokenId}`);
-      const fp = await ensurePinned({
-        system: 'Proxmox VE',
-        host: state.proxmox.host,
-        port: state.proxmox.port,
-        pinned: state.proxmox.fingerprint,
-        trustOnFirstUse: o.trustOnFirstUse,
-        ui: o.ui,
-        record: fs.existsSync(state.file) ? { file: state.file, keyPath: ['proxmox', 'fingerprint'] } : undefined,
-        compareWith: 'pvenode cert info',
-      });
-      const conn = connectProxmox(state, secret, fp);
+      const { conn } = await connectPinnedProxmox({ state, ui: o.ui, env: o.env, credentialsFile: o.credentialsFile, trustOnFirstUse: o.trustOnFirstUse });
       try {
         const { discovery } = await proxmoxContext(state, conn.client);
         out.push(...(await doctorHost(state, discovery, conn.client)));
@@ -66,13 +70,18 @@ export async function runDoctor(o: DoctorOptions): Promise<Finding[]> {
       out.push(fail('host', 'host.reachable', e));
     }
   }
-  out.push({
-    area: 'router',
-    check: 'router',
-    status: 'skipped',
-    message: state.backend === 'opnsense-vm' ? 'OPNsense checks (version, gateway monitoring, monitor IPs, states options, DNS per gateway) are not in this version yet.' : 'Linux router checks are not in this version yet.',
-  });
-  return out;
+  if (state.backend === 'opnsense-vm') {
+    out.push(...(await doctorOpnsense(state, { ui: o.ui, env: o.env, credentialsFile: o.credentialsFile, trustOnFirstUse: o.trustOnFirstUse, ...(o.opnsenseClient ? { client: o.opnsenseClient } : {}) })));
+  } else {
+    out.push(...(await doctorLinux({ state, ui: o.ui, env: o.env, credentialsFile: o.credentialsFile, trustOnFirstUse: o.trustOnFirstUse, earlier: [] }, o.linux)));
+  }
+
+  out.push(...configTopology(state, loaded.diagnostics));
+  const lan = o.lan ?? 'auto';
+  const access = typeof lan === 'object' ? { probe: lan, from: 'the given probe' } : chooseLanAccess(state, lan, o.localAddresses);
+  out.push(...(await lanTopology(state, access)));
+  // Stable order by area, so the report reads config, host, router, topology.
+  return out.map((f, i) => ({ f, i })).sort((a, b) => AREA_ORDER.indexOf(a.f.area) - AREA_ORDER.indexOf(b.f.area) || a.i - b.i).map((x) => x.f);
 }
 
 export function doctorExitCode(findings: readonly Finding[]): number {

@@ -27,3 +27,7 @@ export function factorySnatMode(): string {
 export function factoryStickyConnections(): boolean {
   return /<lb_use_sticky>1<\/lb_use_sticky>/.test(factoryConfigXml());
 }
+
+export function factorySharedForwarding(): boolean {
+  return /<pf_share_forward>1<\/pf_share_forward>/.test(factoryConfigXml());
+}

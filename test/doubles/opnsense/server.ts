@@ -11,9 +11,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { contractProblems, route, TARGET_VERSION, BODY_MODELS, underRoot } from './catalogue';
 import { tlsMaterial } from './certs';
-import { factoryRules, factorySnatMode, factoryStickyConnections } from './factory';
+import { factoryRules, factorySharedForwarding, factorySnatMode, factoryStickyConnections } from './factory';
 import { HANDLERS, InputTypeError, isModelWrite, UserException, type Res } from './handlers';
 import { RouterState, type Config, type IfaceConf, type Lease, type LinkHealth, type PfState } from './state';
+import { cryptMatches } from './crypt-check';
+import type { DpingerClockOptions } from './dpinger';
 
 export const DEFAULT_API_KEY = 'w86XNZob/8Oq8aC5r0kbNarNtdpoQU781fyoeaOBQsBwkXUt';
 export const DEFAULT_API_SECRET = 'XeD26XVrJ5ilAc/EmglCRC+0j2e57tRsjHwFepOseySWLM53pJASeTA3';
@@ -26,6 +28,12 @@ export interface RouterSeed {
   readonly devices: readonly string[];
   /** system/gw_switch_default (seeded by the bootstrap; no API). Default true. */
   readonly gwSwitchDefault?: boolean;
+  /** system/dnsserver + dns<N>gw: each WAN's DNS servers bound to its gateway, as the bootstrap seeds them (no API). */
+  readonly dns?: readonly { readonly server: string; readonly gateway: string }[];
+  /** system/pf_share_forward (no API): the factory value unless the bootstrap turned it off (load balancing). */
+  readonly sharedForwarding?: boolean;
+  /** Filter rules the seed adds to the factory ones (fields over the factory LAN rule's). */
+  readonly extraRules?: readonly Readonly<Record<string, string>>[];
 }
 
 export interface OpnsenseDoubleOptions {
@@ -36,6 +44,12 @@ export interface OpnsenseDoubleOptions {
   readonly seed?: RouterSeed;
   /** configd caches "interface gateways list" for 20 s on a real box; default 0 here. */
   readonly gatewayListCacheMs?: number;
+  /**
+   * Gateway statuses change over time like dpinger's (windows, loss interval, watcher alarms) on
+   * this clock: `{clock}` driven by the test (ManualClock) or `{timeScale}` (real time, sped up).
+   * Default: none, statuses follow the link at once.
+   */
+  readonly dpinger?: DpingerClockOptions;
 }
 
 export interface RequestRecord {
@@ -84,6 +98,12 @@ export interface OpnsenseDouble {
   readonly contractViolations: ContractViolation[];
   readonly state: RouterState;
   setVersion(v: string): void;
+  /**
+   * The API keys config.xml holds from now on (`key|crypt(secret)`, as ApiKeyField stores them),
+   * replacing the key the double was started with: a presented secret is checked against the
+   * hash, as OPNsense does.
+   */
+  setApiKeys(keys: readonly { key: string; secretHash: string }[]): void;
   /** The next model write (add/set of an item) answers a validation failure; nothing is saved. */
   failNextWrite(f?: InjectedFailure): void;
   /** After `after` more requests, the next `count` (default: all) get no answer at all. */
@@ -112,7 +132,9 @@ export function defaultSeed(): RouterSeed {
 
 function seedConfig(seed: RouterSeed): Config {
   const rules: Record<string, Record<string, string>> = {};
-  for (const r of factoryRules()) rules[randomUUID()] = r;
+  const factory = factoryRules();
+  for (const r of factory) rules[randomUUID()] = r;
+  for (const r of seed.extraRules ?? []) rules[randomUUID()] = { ...factory[0]!, ...r };
   return {
     interfaces: structuredClone(seed.interfaces) as Record<string, IfaceConf>,
     gateways: {},
@@ -120,7 +142,7 @@ function seedConfig(seed: RouterSeed): Config {
     rules,
     snatRules: {},
     snatMode: factorySnatMode(),
-    system: { gw_switch_default: seed.gwSwitchDefault ?? true, lb_use_sticky: factoryStickyConnections() },
+    system: { gw_switch_default: seed.gwSwitchDefault ?? true, lb_use_sticky: factoryStickyConnections(), pf_share_forward: seed.sharedForwarding ?? factorySharedForwarding(), dns: (seed.dns ?? []).map((d) => ({ ...d })) },
   };
 }
 
@@ -146,9 +168,17 @@ export async function startOpnsenseDouble(opts: OpnsenseDoubleOptions = {}): Pro
   const apiKey = opts.apiKey ?? DEFAULT_API_KEY;
   const apiSecret = opts.apiSecret ?? DEFAULT_API_SECRET;
   let version = opts.version ?? TARGET_VERSION;
+  // Until setApiKeys: the one key the double was started with, compared in clear.
+  let storedKeys: readonly { key: string; secretHash: string }[] | undefined;
+  const authorised = (k: string | undefined, secret: string) => {
+    if (!storedKeys) return k === apiKey && secret === apiSecret;
+    const hit = storedKeys.find((x) => x.key === k);
+    return !!hit && cryptMatches(secret, hit.secretHash);
+  };
   const fresh = () => {
     const s = new RouterState({ config: seedConfig(seed), leases: structuredClone(seed.leases) as Record<string, Lease>, devices: [...seed.devices] });
     s.gatewayListCacheMs = opts.gatewayListCacheMs ?? 0;
+    if (opts.dpinger) s.enableTimedDpinger(opts.dpinger);
     return s;
   };
   let state = fresh();
@@ -217,7 +247,7 @@ export async function startOpnsenseDouble(opts: OpnsenseDoubleOptions = {}): Pro
     const auth = String(req.headers.authorization ?? '');
     const m = /^Basic\s+(.+)$/i.exec(auth);
     const [k, ...rest] = m ? Buffer.from(m[1]!, 'base64').toString('utf8').split(':') : [];
-    if (!m || k !== apiKey || rest.join(':') !== apiSecret) return finish(401, { status: 401, message: 'Authentication Failed' });
+    if (!m || !authorised(k, rest.join(':'))) return finish(401, { status: 401, message: 'Authentication Failed' });
 
     // body
     const ct = String(req.headers['content-type'] ?? '').toLowerCase();
@@ -263,6 +293,7 @@ export async function startOpnsenseDouble(opts: OpnsenseDoubleOptions = {}): Pro
       }
     }
     const h = HANDLERS[e.id];
+    s.tick(); // dpinger and the gateway watcher catch up with the clock before the router answers
     if (!h) return finish(500, { errorMessage: `${e.id} is not simulated by the OPNsense test double`, errorTitle: '', errorLevel: 'error' });
     try {
       const out = h({ method, params: routed.match.params, body: body as Record<string, unknown>, query: new URLSearchParams(query), state: s, version, endpoint: e });
@@ -321,6 +352,9 @@ export async function startOpnsenseDouble(opts: OpnsenseDoubleOptions = {}): Pro
     },
     setVersion(v) {
       version = v;
+    },
+    setApiKeys(keys) {
+      storedKeys = keys.map((x) => ({ ...x }));
     },
     failNextWrite(f = {}) {
       injected.push(f);

@@ -7,6 +7,7 @@ import { layoutOf } from '../../../src/providers/opnsense/layout';
 import { startOpnsenseDouble, type OpnsenseDouble, type OpnsenseDoubleOptions, type RouterSeed } from './server';
 import type { IfaceConf, Lease } from './state';
 import { packageRoot } from '../proxmox/simulated-host';
+import { hostOutRuleDescription } from '../../../src/providers/opnsense/resources/filter-rules';
 
 /**
  * The simulated OPNsense router used by `dualwan demo`, the component tests and the bench: the
@@ -73,8 +74,18 @@ export function seedFromState(state: DesiredState): RouterSeed {
   });
   const lanDev = layout.interfaces.find((x) => x.identifier === 'lan')!.device;
   interfaces.lan = { if: lanDev, descr: 'LAN', enable: true, ipaddr: state.lan.routerAddress, subnet: state.lan.subnet.split('/')[1] ?? '24', ipaddrv6: '', lock: false };
-  const devices = [...new Set(layout.interfaces.map((x) => x.device))];
-  return { interfaces, leases, devices };
+  // with proxmox.cutover the seed also gives the VM's NIC on the cutover bridge its address
+  const link = layout.hostLink;
+  if (link) interfaces[link.identifier] = { if: link.device, descr: link.descr, enable: true, ipaddr: link.address, subnet: String(link.prefix), ipaddrv6: '', lock: false };
+  const devices = [...new Set([...layout.interfaces.map((x) => x.device), ...(link ? [link.device] : [])])];
+  // the bootstrap binds each WAN's DNS servers to its gateway (system_general.php: dnsserver + dnsNgw)
+  const dns = layout.wans.flatMap((w) => w.wan.dnsServers.map((server) => ({ server, gateway: w.gatewayName })));
+  // and, for load balancing, turns shared forwarding off (src/bootstrap/seed-config.ts)
+  // with proxmox.cutover the seed passes the host's traffic out of that link (its one extra rule)
+  const extraRules = link
+    ? [{ sequence: '12', interface: link.identifier, ipprotocol: 'inet', source_net: link.identifier, destination_net: 'any', description: hostOutRuleDescription(link.descr) }]
+    : [];
+  return { interfaces, leases, devices, dns, extraRules, ...(state.policy.mode === 'loadbalance' ? { sharedForwarding: false } : {}) };
 }
 
 export async function startSimulatedRouter(opts: SimulatedRouterOptions = {}): Promise<SimulatedRouter> {
