@@ -136,4 +136,8 @@ export function writeConfigDocs(root: string = findPackageRoot()): string {
   return file;
 }
 
-if (require.main === module) writeConfigDocs();
+if (require.main === module) {
+  writeConfigDocs();
+  // `npm run schema` also redraws docs/topology.md, the pictures of the shipped playbooks.
+  (require('../topology/generate-docs') as typeof import('../topology/generate-docs')).writeTopologyDocs();
+}
