@@ -4,7 +4,8 @@ import { TOOL_VERSION } from '../version';
 
 /**
  * The entry point: parses flags, lazily loads one command, maps errors to exit codes. Only this
- * file decides exit codes: 0 ok, 1 error, 2 changes pending (--detailed-exitcode), 3 verify failed.
+ * file decides exit codes: 0 ok, 1 error, 2 changes pending (--detailed-exitcode), 3 verify failed,
+ * 130 setup interrupted by Ctrl-C (the code a command returns is passed on).
  */
 export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command()
@@ -26,6 +27,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     };
 
   const configOpt = () => new Option('-c, --config <file>', 'the configuration file').default('dualwan.yaml');
+  program
+    .command('setup')
+    .description('guided setup: ask, write dualwan.yaml, show the plan, apply; a re-run resumes where the last one stopped')
+    .addOption(configOpt())
+    .option('-y, --yes', 'no questions: use the file (and the obvious choices for what it leaves out)', false)
+    .option('--host <host>', 'the Proxmox VE host (default: from the file or the last run)')
+    .option('--port <port>', 'the Proxmox VE API port (default 8006)')
+    .option('--token-id <id>', 'the API token id, user@realm!name (its secret: DUALWAN_PROXMOX_TOKEN_SECRET or the credentials file)')
+    .option('--trust-on-first-use', 'pin a server certificate seen for the first time without asking', false)
+    .action(run(() => (require('./commands/setup') as typeof import('./commands/setup')).setupCommand));
+
   program
     .command('plan')
     .description('show what apply would change (read-only)')
@@ -49,13 +61,14 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   program
     .command('verify')
-    .description('failover drill: break one WAN, measure detection, failover and failback, check DNS through each WAN, restore (Linux backend)')
+    .description('failover drill: break one WAN, measure detection, failover and failback against the expected figures, check DNS through each WAN, restore; exit 3 when failover misbehaves')
     .addOption(configOpt())
     .option('--wan <name>', 'the WAN to break (default: the first in dualwan.yaml)')
-    .option('--hold <seconds>', 'keep the WAN broken this long after the failover', '3')
+    .option('--hold <seconds>', 'keep the WAN broken this long after the failover (default 3 s on linux, 5 s on opnsense-vm)')
+    .addOption(new Option('--method <how>', 'opnsense-vm: block the monitor probes (default), force-down the gateway, or you pull the cable').choices(['block', 'force-down', 'cable']))
     .option('-y, --yes', 'run without asking', false)
     .option('--json', 'print the report as JSON', false)
-    .option('--trust-on-first-use', 'pin a host key seen for the first time without asking', false)
+    .option('--trust-on-first-use', 'pin a certificate or host key seen for the first time without asking', false)
     .action(run(() => (require('./commands/verify') as typeof import('./commands/verify')).verifyCommand));
 
   program
@@ -71,8 +84,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('read-only checks of the configuration, the host and the router, each with a remedy')
     .addOption(configOpt())
     .option('--json', 'print the findings as JSON', false)
+    .option('--no-lan-checks', 'skip the checks sent from this machine on the LAN (second DHCP server, double NAT, access point)')
     .option('--trust-on-first-use', 'pin a server certificate seen for the first time without asking', false)
     .action(run(() => (require('./commands/doctor') as typeof import('./commands/doctor')).doctorCommand));
+
+  program
+    .command('topology')
+    .description('draw dualwan.yaml: modem and phone, WAN devices, router, LAN, access point (read-only, no network)')
+    .addOption(configOpt())
+    .option('--mermaid', 'print a Mermaid flowchart instead of the text picture', false)
+    .action(run(() => (require('./commands/topology') as typeof import('./commands/topology')).topologyCommand));
 
   program
     .command('demo')
