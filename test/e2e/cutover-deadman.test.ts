@@ -16,106 +16,22 @@
  * The timer is the `process` backend (no systemd inside a namespace); on a real host the same
  * scripts run under `systemd-run --on-active` (docs/cutover.md).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { Duplex } from 'node:stream';
 import { CutoverRevertedError, guardedCutover } from '../../src/cutover/cutover';
-import { connectSsh, type RemoteShell } from '../../src/providers/linux/ssh';
+import { type RemoteShell } from '../../src/providers/linux/ssh';
 import { describeIfRoot } from '../lab/jest-lab';
-import { writeLabSshdConfig } from '../lab/lab';
+import { CutoverNamespaces } from '../helpers/cutover-namespaces';
 
 jest.setTimeout(90_000);
 
-const ID = `dwdm${randomBytes(3).toString('hex')}`;
-const NS = { admin: `${ID}-admin`, host: `${ID}-host`, vm: `${ID}-vm` } as const;
-const LAB_CLIENT = path.resolve(__dirname, '../lab/lab-client.js');
-let dir = '';
-let sshdPid: number | undefined;
-const pipes = new Set<ReturnType<typeof spawn>>();
-
-function run(argv: string[], ok = true): { code: number | null; out: string } {
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000 });
-  if (ok && r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr || r.stdout}`);
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
-const inNs = (ns: string, argv: string[], ok = true) => run(['ip', 'netns', 'exec', ns, ...argv], ok);
-
-function teardown(): void {
-  for (const p of pipes) if (p.exitCode === null) p.kill('SIGTERM');
-  pipes.clear();
-  // only the sshd this test started, by its pid
-  if (sshdPid !== undefined) {
-    try {
-      process.kill(sshdPid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-    sshdPid = undefined;
-  }
-  for (const ns of Object.values(NS)) spawnSync('ip', ['netns', 'del', ns]);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-}
-
-function build(): void {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), `${ID}-`));
-  for (const ns of Object.values(NS)) run(['ip', 'netns', 'add', ns]);
-  for (const ns of Object.values(NS)) inNs(ns, ['ip', 'link', 'set', 'lo', 'up']);
-  run(['ip', '-n', NS.admin, 'link', 'add', 'oldA', 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', NS.host]);
-  run(['ip', '-n', NS.admin, 'link', 'add', 'toVm', 'type', 'veth', 'peer', 'name', 'toAdmin', 'netns', NS.vm]);
-  run(['ip', '-n', NS.vm, 'link', 'add', 'toHost', 'type', 'veth', 'peer', 'name', 'vmbr1', 'netns', NS.host]);
-  const addr = (ns: string, dev: string, cidr: string) => {
-    run(['ip', '-n', ns, 'addr', 'add', cidr, 'dev', dev]);
-    run(['ip', '-n', ns, 'link', 'set', dev, 'up']);
-  };
-  addr(NS.admin, 'oldA', '10.251.1.2/24');
-  addr(NS.host, 'mgmt0', '10.251.1.1/24');
-  addr(NS.admin, 'toVm', '10.251.2.2/24');
-  addr(NS.vm, 'toAdmin', '10.251.2.1/24');
-  addr(NS.vm, 'toHost', '10.251.3.1/24');
-  run(['ip', '-n', NS.admin, 'route', 'add', '10.251.3.0/24', 'via', '10.251.2.1']);
-
-  // the host's sshd, keys made for this test
-  run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_key')]);
-  run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'client_key')]);
-  fs.copyFileSync(path.join(dir, 'client_key.pub'), path.join(dir, 'authorized_keys'));
-  const config = path.join(dir, 'sshd_config');
-  writeLabSshdConfig(config, {
-    comment: `${ID}: host sshd for the dead-man test`,
-    listen: '0.0.0.0:22',
-    hostKey: path.join(dir, 'host_key'),
-    pidFile: path.join(dir, 'sshd.pid'),
-    authorizedKeys: path.join(dir, 'authorized_keys'),
-  });
-  fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const child = spawn('ip', ['netns', 'exec', NS.host, 'timeout', '-k', '5', '300', '/usr/sbin/sshd', '-D', '-f', config, '-E', path.join(dir, 'sshd.log')], { detached: true, stdio: 'ignore' });
-  child.unref();
-  sshdPid = child.pid;
-  const end = Date.now() + 15_000;
-  while (!fs.existsSync(path.join(dir, 'sshd.pid'))) {
-    if (Date.now() > end) throw new Error(`sshd did not start: ${fs.readFileSync(path.join(dir, 'sshd.log'), 'utf8')}`);
-    spawnSync('sleep', ['0.05']);
-  }
-}
-
-function hostKeyPin(): string {
-  return run(['ssh-keygen', '-l', '-E', 'sha256', '-f', path.join(dir, 'host_key.pub')]).out.split(/\s+/)[1]!;
-}
-
-/** SSH to the host from the admin namespace, through `address`. */
-async function sshVia(address: string): Promise<RemoteShell> {
-  const child = spawn('ip', ['netns', 'exec', NS.admin, process.execPath, LAB_CLIENT, 'pipe', address, '22', '--timeout', '1000'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  pipes.add(child);
-  child.on('exit', () => pipes.delete(child));
-  child.stderr.resume();
-  const sock = Duplex.from({ readable: child.stdout, writable: child.stdin });
-  sock.on('close', () => {
-    if (child.exitCode === null) child.kill('SIGTERM');
-  });
-  return connectSsh({ host: address, user: 'root', privateKey: fs.readFileSync(path.join(dir, 'client_key'), 'utf8'), hostKey: hostKeyPin(), sock, readyTimeoutMs: 3_000, commandTimeoutMs: 10_000 });
-}
+const lab = new CutoverNamespaces('dwdm');
+const NS = lab.ns;
+const run = (argv: string[], ok = true) => lab.run(argv, ok);
+const inNs = (ns: string, argv: string[], ok = true) => lab.inNs(ns, argv, ok);
+const sshVia = (address: string): Promise<RemoteShell> => lab.sshVia(address);
+const build = () => lab.build('host sshd for the dead-man test');
+const teardown = () => lab.teardown();
 
 const CHANGE = 'ip link set mgmt0 down; ip addr add 10.251.3.2/24 dev vmbr1; ip link set vmbr1 up; ip route add 10.251.2.0/24 via 10.251.3.1';
 const REVERT: [string, ...string[]][] = [
@@ -160,7 +76,7 @@ describeIfRoot('lockout-safe cutover in network namespaces', () => {
 
   it('a host that loses its link is restored by the dead-man timer when the new path never answers', async () => {
     resetHost(false); // the VM does not route: the new path is dead
-    const stateDir = path.join(dir, 'state-fire');
+    const stateDir = path.join(lab.dir, 'state-fire');
     const started = Date.now();
     const err = await guardedCutover(spec(stateDir)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CutoverRevertedError);
@@ -180,7 +96,7 @@ describeIfRoot('lockout-safe cutover in network namespaces', () => {
 
   it('a confirmed cutover disarms the timer: past its timeout nothing is reverted', async () => {
     resetHost(true); // the VM routes: the host is reachable through it after the change
-    const stateDir = path.join(dir, 'state-confirm');
+    const stateDir = path.join(lab.dir, 'state-confirm');
     const r = await guardedCutover(spec(stateDir));
     expect(r.outcome).toBe('confirmed');
     const pidFile = path.join(stateDir, `${r.deadman.id}.pid`);

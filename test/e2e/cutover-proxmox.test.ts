@@ -21,116 +21,46 @@
  *   file (vmbr1 keeps its address, without the gateway), the VM stop was asked, and the error says
  *   what to change.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { Duplex } from 'node:stream';
 import { loadConfigFile } from '../../src/config/load';
 import type { DesiredState } from '../../src/core/desired';
 import { CutoverRevertedError } from '../../src/cutover/cutover';
 import { prepareProxmox } from '../../src/flows/router-vm';
 import type { StageEnv, StageSession } from '../../src/flows/stage';
 import { applyStagePlan, planStage } from '../../src/flows/stages';
-import { connectSsh, type RemoteShell } from '../../src/providers/linux/ssh';
+import { type RemoteShell } from '../../src/providers/linux/ssh';
 import { connectProxmox, proxmoxHandlers, type ProxmoxConnection, type ProxmoxContext } from '../../src/providers/proxmox/provider';
 import { cutoverHandler, type CutoverIo } from '../../src/providers/proxmox/resources/cutover';
 import type { ProxmoxDouble } from '../doubles/proxmox/server';
 import { packageRoot, startSimulatedHost, writePlaybookFor } from '../doubles/proxmox/simulated-host';
 import { TestUi } from '../helpers/test-ui';
 import { describeIfRoot } from '../lab/jest-lab';
-import { writeLabSshdConfig } from '../lab/lab';
+import { CutoverNamespaces } from '../helpers/cutover-namespaces';
 
 jest.setTimeout(120_000);
 
-const ID = `dwco${randomBytes(3).toString('hex')}`;
-const NS = { admin: `${ID}-admin`, host: `${ID}-host`, vm: `${ID}-vm` } as const;
-const LAB_CLIENT = path.resolve(__dirname, '../lab/lab-client.js');
+const lab = new CutoverNamespaces('dwco');
+const NS = lab.ns;
 const TIMEOUT_S = 10;
-let dir = '';
-let sshdPid: number | undefined;
 let host: ProxmoxDouble | undefined;
-const pipes = new Set<ReturnType<typeof spawn>>();
 /** The PCI devices of each VM start the double saw. */
 const starts: (readonly string[])[] = [];
 const conns: ProxmoxConnection[] = [];
-
-function run(argv: string[], ok = true): { code: number | null; out: string } {
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000 });
-  if (ok && r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr || r.stdout}`);
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
-function teardown(): void {
-  for (const p of pipes) if (p.exitCode === null) p.kill('SIGTERM');
-  pipes.clear();
-  if (sshdPid !== undefined) {
-    try {
-      process.kill(sshdPid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-    sshdPid = undefined;
-  }
-  for (const ns of Object.values(NS)) spawnSync('ip', ['netns', 'del', ns]);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-}
+const run = (argv: string[], ok = true) => lab.run(argv, ok);
+const sshVia = (address: string): Promise<RemoteShell> => lab.sshVia(address);
+const teardown = () => lab.teardown();
 
 /** The host's interfaces file as the Proxmox stage leaves it: vmbr1 has the new address, no gateway. */
 const INTERFACES = 'auto lo\niface lo inet loopback\n\niface enp1s0 inet manual\n\nauto vmbr0\niface vmbr0 inet static\n\taddress 192.168.1.10/24\n\tgateway 192.168.1.1\n\tbridge-ports enp1s0\n\tbridge-stp off\n\tbridge-fd 0\n\niface enp2s0 inet manual\n\nauto vmbr1\niface vmbr1 inet static\n\taddress 10.251.3.2/24\n\tbridge-ports none\n';
 
 function build(): void {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), `${ID}-`));
-  for (const ns of Object.values(NS)) run(['ip', 'netns', 'add', ns]);
-  for (const ns of Object.values(NS)) run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-  run(['ip', '-n', NS.admin, 'link', 'add', 'oldA', 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', NS.host]);
-  run(['ip', '-n', NS.admin, 'link', 'add', 'toVm', 'type', 'veth', 'peer', 'name', 'toAdmin', 'netns', NS.vm]);
-  run(['ip', '-n', NS.vm, 'link', 'add', 'toHost', 'type', 'veth', 'peer', 'name', 'vmbr1', 'netns', NS.host]);
-  const addr = (ns: string, dev: string, cidr: string) => {
-    run(['ip', '-n', ns, 'addr', 'add', cidr, 'dev', dev]);
-    run(['ip', '-n', ns, 'link', 'set', dev, 'up']);
-  };
-  addr(NS.admin, 'oldA', '10.251.1.2/24');
-  addr(NS.host, 'mgmt0', '10.251.1.1/24');
-  addr(NS.admin, 'toVm', '10.251.2.2/24');
-  addr(NS.vm, 'toAdmin', '10.251.2.1/24');
-  addr(NS.vm, 'toHost', '10.251.3.1/24');
-  run(['ip', '-n', NS.admin, 'route', 'add', '10.251.3.0/24', 'via', '10.251.2.1']);
-
-  // stand-ins for the host's ifreload and qm, used by the dead-man's revert
-  fs.mkdirSync(path.join(dir, 'bin'));
-  fs.writeFileSync(path.join(dir, 'bin', 'ifreload'), '#!/bin/sh\n# test stand-in: what ifreload -a of the restored file does to this host\nip route del default dev vmbr1 2>/dev/null\nip link set mgmt0 up\necho "ifreload $*"\n', { mode: 0o755 });
-  fs.writeFileSync(path.join(dir, 'bin', 'qm'), `#!/bin/sh\necho "qm $*" >> ${path.join(dir, 'qm.log')}\n`, { mode: 0o755 });
-
-  run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_key')]);
-  run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'client_key')]);
-  fs.copyFileSync(path.join(dir, 'client_key.pub'), path.join(dir, 'authorized_keys'));
-  const config = path.join(dir, 'sshd_config');
-  writeLabSshdConfig(config, { comment: `${ID}: Proxmox host sshd for the cutover test`, listen: '0.0.0.0:22', hostKey: path.join(dir, 'host_key'), pidFile: path.join(dir, 'sshd.pid'), authorizedKeys: path.join(dir, 'authorized_keys') });
-  fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const child = spawn('ip', ['netns', 'exec', NS.host, 'timeout', '-k', '5', '300', '/usr/sbin/sshd', '-D', '-f', config, '-E', path.join(dir, 'sshd.log')], { detached: true, stdio: 'ignore' });
-  child.unref();
-  sshdPid = child.pid;
-  const end = Date.now() + 15_000;
-  while (!fs.existsSync(path.join(dir, 'sshd.pid'))) {
-    if (Date.now() > end) throw new Error(`sshd did not start: ${fs.readFileSync(path.join(dir, 'sshd.log'), 'utf8')}`);
-    spawnSync('sleep', ['0.05']);
-  }
-}
-
-const hostKeyPin = () => run(['ssh-keygen', '-l', '-E', 'sha256', '-f', path.join(dir, 'host_key.pub')]).out.split(/\s+/)[1]!;
-
-async function sshVia(address: string): Promise<RemoteShell> {
-  const child = spawn('ip', ['netns', 'exec', NS.admin, process.execPath, LAB_CLIENT, 'pipe', address, '22', '--timeout', '1000'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  pipes.add(child);
-  child.on('exit', () => pipes.delete(child));
-  child.stderr.resume();
-  const sock = Duplex.from({ readable: child.stdout, writable: child.stdin });
-  sock.on('close', () => {
-    if (child.exitCode === null) child.kill('SIGTERM');
+  lab.build('Proxmox host sshd for the cutover test', (dir) => {
+    // stand-ins for the host's ifreload and qm, used by the dead-man's revert
+    fs.mkdirSync(path.join(dir, 'bin'));
+    fs.writeFileSync(path.join(dir, 'bin', 'ifreload'), '#!/bin/sh\n# test stand-in: what ifreload -a of the restored file does to this host\nip route del default dev vmbr1 2>/dev/null\nip link set mgmt0 up\necho "ifreload $*"\n', { mode: 0o755 });
+    fs.writeFileSync(path.join(dir, 'bin', 'qm'), `#!/bin/sh\necho "qm $*" >> ${path.join(dir, 'qm.log')}\n`, { mode: 0o755 });
   });
-  return connectSsh({ host: address, user: 'root', privateKey: fs.readFileSync(path.join(dir, 'client_key'), 'utf8'), hostKey: hostKeyPin(), sock, readyTimeoutMs: 3_000, commandTimeoutMs: 10_000 });
 }
 
 const linkUp = (dev: string) => !/state DOWN|[<,]DOWN/.test(run(['ip', '-n', NS.host, '-o', 'link', 'show', dev]).out) && /[<,]UP[,>]/.test(run(['ip', '-n', NS.host, '-o', 'link', 'show', dev]).out);
@@ -160,8 +90,8 @@ function resetHost(vmRoutes: boolean): void {
   run(['ip', '-n', NS.host, 'addr', 'flush', 'dev', 'vmbr1']);
   run(['ip', '-n', NS.host, 'link', 'set', 'mgmt0', 'up']);
   run(['ip', 'netns', 'exec', NS.vm, 'sysctl', '-q', '-w', `net.ipv4.ip_forward=${vmRoutes ? 1 : 0}`]);
-  fs.writeFileSync(path.join(dir, 'interfaces'), INTERFACES);
-  fs.rmSync(path.join(dir, 'qm.log'), { force: true });
+  fs.writeFileSync(path.join(lab.dir, 'interfaces'), INTERFACES);
+  fs.rmSync(path.join(lab.dir, 'qm.log'), { force: true });
 }
 
 /** dualwan.yaml: both NICs passed through, the LAN one is the management NIC, the cutover opted in. */
@@ -171,7 +101,7 @@ async function setup(stateDir: string): Promise<{ state: DesiredState; session: 
   host!.grant(host!.tokenId, '/mapping/pci', ['Mapping.Modify', 'Mapping.Use']);
   host!.grant(host!.tokenId, '/mapping/usb', ['Mapping.Modify', 'Mapping.Use']);
   const ui = new TestUi();
-  const file = writePlaybookFor(host!, dir, 'hotspot-failover.yaml', (doc) => {
+  const file = writePlaybookFor(host!, lab.dir, 'hotspot-failover.yaml', (doc) => {
     doc.setIn(['lan', 'uplink'], doc.createNode({ type: 'pci-nic', pci: '0000:01:00.0' }));
     doc.setIn(['vm', 'bridgeNic'], doc.createNode({ bridge: 'vmbr1' }));
     doc.setIn(['proxmox', 'cutover'], doc.createNode({ hostAddress: '10.251.3.2/24', gateway: '10.251.3.1' }));
@@ -200,8 +130,8 @@ async function setup(stateDir: string): Promise<{ state: DesiredState; session: 
     ui,
     kind: 'process',
     stateDir,
-    interfacesFile: path.join(dir, 'interfaces'),
-    bin: { ifreload: path.join(dir, 'bin', 'ifreload'), qm: path.join(dir, 'bin', 'qm') },
+    interfacesFile: path.join(lab.dir, 'interfaces'),
+    bin: { ifreload: path.join(lab.dir, 'bin', 'ifreload'), qm: path.join(lab.dir, 'bin', 'qm') },
     confirmWithinMs: 7_000,
     recoverWithinMs: 20_000,
     connectOld: () => sshVia('10.251.1.1'),
@@ -241,7 +171,7 @@ describeIfRoot('Proxmox stage: the lockout-safe cutover with a real host over SS
 
   it('the router routes: reached through the new path, finished there, disarmed; nothing left to do', async () => {
     resetHost(true);
-    const stateDir = path.join(dir, 'state-ok');
+    const stateDir = path.join(lab.dir, 'state-ok');
     const { state, session, env, ui, recorded } = await setup(stateDir);
     const plan = await planStage(session, state);
     const cut = plan.changes.find((c) => c.address === 'proxmox.network-cutover/pve')!;
@@ -266,9 +196,9 @@ describeIfRoot('Proxmox stage: the lockout-safe cutover with a real host over SS
     expect(recorded).toEqual(['10.251.3.2']);
     // disarmed and cleaned up: no state, no revert log, the waiting process gone
     expect(fs.readdirSync(stateDir).filter((f) => f.startsWith('dualwan-cutover-'))).toEqual([]);
-    expect(fs.existsSync(path.join(dir, 'qm.log'))).toBe(false);
+    expect(fs.existsSync(path.join(lab.dir, 'qm.log'))).toBe(false);
     // the backup of the old interfaces file stays next to it
-    expect(fs.readdirSync(dir).some((f) => f.startsWith('interfaces.dualwan-'))).toBe(true);
+    expect(fs.readdirSync(lab.dir).some((f) => f.startsWith('interfaces.dualwan-'))).toBe(true);
     // the host answers only through the router now
     expect(linkUp('mgmt0')).toBe(false);
     const fresh = await sshVia('10.251.3.2');
@@ -288,7 +218,7 @@ describeIfRoot('Proxmox stage: the lockout-safe cutover with a real host over SS
 
   it('the router does not route: the timer restores the host, stops the VM, and the error says what to change', async () => {
     resetHost(false);
-    const stateDir = path.join(dir, 'state-fire');
+    const stateDir = path.join(lab.dir, 'state-fire');
     const { state, session, env } = await setup(stateDir);
     const plan = await planStage(session, state);
     const started = Date.now();
@@ -297,16 +227,16 @@ describeIfRoot('Proxmox stage: the lockout-safe cutover with a real host over SS
     expect(reverted).toBeDefined();
     expect(Date.now() - started).toBeGreaterThanOrEqual(TIMEOUT_S * 1000);
     expect(reverted!.deadmanState).toBe('fired');
-    expect(reverted!.revertLog).toContain(`+ cp -- ${path.join(dir, 'interfaces.dualwan-')}`);
+    expect(reverted!.revertLog).toContain(`+ cp -- ${path.join(lab.dir, 'interfaces.dualwan-')}`);
     expect(reverted!.revertLog).toContain('ifreload -a');
     // the host is as before: its old interfaces file, the management link up, off the VM's bridge
-    expect(fs.readFileSync(path.join(dir, 'interfaces'), 'utf8')).toBe(INTERFACES);
+    expect(fs.readFileSync(path.join(lab.dir, 'interfaces'), 'utf8')).toBe(INTERFACES);
     expect(linkUp('mgmt0')).toBe(true);
     // vmbr1 as the Proxmox stage left it: the address, not the default route
     expect(hostAddrs('vmbr1')).toContain('10.251.3.2/24');
     expect(defaultRoute()).not.toMatch(/vmbr1/);
     // the VM is stopped and loses the NIC the cutover added, so no start can take it unguarded
-    expect(fs.readFileSync(path.join(dir, 'qm.log'), 'utf8')).toBe('qm stop 100\nqm set 100 --delete hostpci1\nqm set 100 --onboot 0\n');
+    expect(fs.readFileSync(path.join(lab.dir, 'qm.log'), 'utf8')).toBe('qm stop 100\nqm set 100 --delete hostpci1\nqm set 100 --onboot 0\n');
     // what to change: the cabling of the NIC, the router's address on vmbr1, where this computer is
     expect(reverted!.remedy).toMatch(/enp1s0 is the router's LAN port/);
     expect(reverted!.remedy).toMatch(/the router answers at 10\.251\.3\.1 on its NIC on vmbr1/);

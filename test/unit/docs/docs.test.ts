@@ -4,32 +4,16 @@ import { loadConfigText } from '../../../src/config/load';
 import { findPackageRoot } from '../../../src/config/templates';
 import { RULES } from '../../../src/config/rules';
 import { requiredPrivileges } from '../../../src/providers/proxmox/privileges';
+import { VM_BASE } from '../config/helpers';
 
 const root = findPackageRoot();
 const read = (f: string) => fs.readFileSync(path.join(root, f), 'utf8');
 
 /** A configuration that needs every privilege the code can ask for: NIC, phone, bridges, cutover. */
-const EVERYTHING = `version: 1
-backend: opnsense-vm
-proxmox:
-  host: 192.168.1.10
-  tokenId: dualwan@pve!setup
-  cutover: { hostAddress: 10.10.99.2/24, gateway: 10.10.99.1 }
-vm:
-  vmid: 100
-  bridgeNic: { bridge: vmbr1 }
-wans:
-  - name: isp
-    uplink: { type: pci-nic, pci: "0000:02:00.0" }
-  - name: hotspot
-    uplink: { type: usb-tether, vendorId: "18d1", productId: "4ee3" }
-    tier: 2
-    metered: true
-lan:
-  uplink: { type: bridge, bridge: vmbr0 }
-policy:
-  mode: failover
-`;
+const EVERYTHING = VM_BASE.replace('  tokenId: dualwan@pve!setup\n', '  tokenId: dualwan@pve!setup\n  cutover: { hostAddress: 10.10.99.2/24, gateway: 10.10.99.1 }\n').replace(
+  '  vmid: 100\n',
+  '  vmid: 100\n  bridgeNic: { bridge: vmbr1 }\n',
+);
 
 describe('docs/proxmox-token.md', () => {
   const doc = read('docs/proxmox-token.md');
