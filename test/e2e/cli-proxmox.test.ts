@@ -68,7 +68,10 @@ describe('dualwan plan/apply, the built binary: from an empty Proxmox host throu
 
   it('plan --trust-on-first-use --detailed-exitcode: pins, plans the host, shows the bootstrap and OPNsense as following, exits 2', async () => {
     const r = await run(['plan', '--config', file, '--trust-on-first-use', '--detailed-exitcode'], env);
-    expect(r.stderr).toBe('');
+    // one warning only: the LAN shares vmbr0 with the host, whose address is outside the new LAN
+    expect(r.stderr.match(/^⚠/gm)).toHaveLength(1);
+    expect(r.stderr).toContain('The LAN 192.168.10.0/24 goes on vmbr0');
+    expect(r.stderr).toContain('192.168.10.3/24, gateway 192.168.10.1');
     expect(r.code).toBe(2);
     expect(r.stdout).toContain(`SHA-256:     ${site.host.fingerprint}`);
     expect(r.stdout).toContain('Plan: 4 to create, 1 to change');

@@ -2,6 +2,7 @@ import type { Diagnostic } from '../../core/diagnostics';
 import type { DesiredState, ProxmoxCutover, WanUplink } from '../../core/desired';
 import { missingPrivileges, requiredPrivileges } from './privileges';
 import { cidrContains, type Discovery } from './discovery';
+import { formatIpv4, parseCidr, parseIpv4, rangeContains } from '../../config/net';
 import { isOwnedVm } from './naming';
 import { importContentRemedy, isFileStorage } from './resources/image';
 
@@ -52,6 +53,27 @@ export function preflight(state: DesiredState, d: Discovery): Diagnostic[] {
       'IOMMU is off on the Proxmox host: no PCI device has an IOMMU group, so no NIC can be passed through.',
       'Enable VT-d (Intel) or AMD-Vi in the firmware setup; on kernels older than 6.8 also add intel_iommu=on to the kernel command line; reboot the host and run dualwan again.',
     );
+  }
+
+  // The LAN on the management bridge (the model case: vmbr0 carries both) while the host's address
+  // lies outside the new LAN: once the TP-Link is an access point behind the router, nothing on
+  // the LAN reaches the host any more. Changing the host's address through the API without a
+  // dead-man timer could lock the user out, and the API gives a bridge one IPv4 address only, so
+  // dualwan says so before anything is written, with the lines to add on the host.
+  const lanUplink = state.lan.uplink;
+  if (!state.proxmox.cutover && lanUplink.type === 'bridge' && d.management.bridge && lanUplink.bridge === d.management.bridge && d.management.address) {
+    const hostIp = d.management.address.split('/')[0]!;
+    const lan = parseCidr(state.lan.subnet);
+    const ip = parseIpv4(hostIp);
+    if (lan && ip !== undefined && !rangeContains(lan, ip)) {
+      const suggestion = freeLanAddress(state);
+      warn(
+        'PREFLIGHT_HOST_OFF_NEW_LAN',
+        `The LAN ${state.lan.subnet} goes on ${d.management.bridge}, the bridge that carries the Proxmox host's address ${d.management.address}. After the re-cabling the LAN's devices get addresses from the router, and the host at ${hostIp} (outside the LAN) is no longer reachable from them.`,
+        `Before re-cabling, give the host an address on the new LAN on its console (Proxmox: System → Network → ${d.management.bridge}): ${suggestion ? `${suggestion}/${lan.prefix}` : `an address of ${state.lan.subnet} outside the DHCP range`}, gateway ${state.lan.routerAddress}; apply, then set proxmox.host in dualwan.yaml to it. Or opt in to the guarded cutover (proxmox.cutover), which moves the host under a dead-man timer.`,
+        'lan.subnet',
+      );
+    }
   }
 
   const mgmtPorts = d.management.ports;
@@ -206,4 +228,21 @@ function cutoverChecks(
   if (d.management.address && cidrContains(d.management.address, ip)) {
     err('PREFLIGHT_CUTOVER_SUBNET', `proxmox.cutover.hostAddress ${c.hostAddress} is in the current management subnet ${d.management.address}; the host cannot keep two interfaces in one subnet during the change.`, 'Choose a subnet of its own for the host and the router, e.g. 10.10.99.2/24 with gateway 10.10.99.1.', 'proxmox.cutover.hostAddress');
   }
+}
+/** The first address of the LAN that is not the router's, the access point's, or in the DHCP range. */
+export function freeLanAddress(state: DesiredState): string | undefined {
+  const lan = parseCidr(state.lan.subnet);
+  if (!lan) return undefined;
+  const taken = new Set([state.lan.routerAddress, state.accessPoint?.address].filter((x): x is string => !!x));
+  const start = parseIpv4(state.lan.dhcp.rangeStart);
+  const end = parseIpv4(state.lan.dhcp.rangeEnd);
+  for (let i = 2; i < 255; i++) {
+    const ip = lan.first + i;
+    if (ip >= lan.last) return undefined;
+    const text = formatIpv4(ip);
+    if (taken.has(text)) continue;
+    if (state.lan.dhcp.enabled && start !== undefined && end !== undefined && ip >= start && ip <= end) continue;
+    return text;
+  }
+  return undefined;
 }

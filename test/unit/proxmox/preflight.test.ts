@@ -35,11 +35,31 @@ function discovery(over: Partial<Discovery> = {}): Discovery {
   };
 }
 
-const codes = (s: DesiredState, d: Discovery) => preflight(s, d).map((x) => `${x.severity} ${x.code}`);
+const all = (s: DesiredState, d: Discovery) => preflight(s, d).map((x) => `${x.severity} ${x.code}`);
+// The playbook's LAN shares vmbr0 with the host's address outside it: that warning is tested on its
+// own below and left out of the other cases' lists.
+const codes = (s: DesiredState, d: Discovery) => all(s, d).filter((c) => c !== 'warning PREFLIGHT_HOST_OFF_NEW_LAN');
+const pf = (s: DesiredState, d: Discovery) => preflight(s, d).filter((x) => x.code !== 'PREFLIGHT_HOST_OFF_NEW_LAN');
 
 describe('preflight (pure, on recorded host data)', () => {
-  it('passes for the playbook on the sample N100', () => {
-    expect(codes(state(), discovery())).toEqual([]);
+  it('passes for the playbook on the sample N100, warning that the host will be off the new LAN', () => {
+    expect(all(state(), discovery())).toEqual(['warning PREFLIGHT_HOST_OFF_NEW_LAN']);
+  });
+
+  it('warns, with the address to give the host, when the LAN goes on the management bridge and the host is outside it', () => {
+    const [w] = preflight(state(), discovery());
+    expect(w!.path).toBe('lan.subnet');
+    expect(w!.message).toContain('192.168.10.0/24 goes on vmbr0');
+    expect(w!.message).toContain('192.168.1.10/24');
+    // the router is .1, the access point .2, the DHCP range .100–.249: the first free one is .3
+    expect(w!.remedy).toContain('192.168.10.3/24, gateway 192.168.10.1');
+    expect(w!.remedy).toContain('proxmox.cutover');
+    // a LAN that holds the host's address, or a LAN on another bridge: nothing to say
+    const s = state();
+    const inside: DesiredState = { ...s, lan: { ...s.lan, subnet: '192.168.1.0/24', routerAddress: '192.168.1.1', dhcp: { enabled: true, rangeStart: '192.168.1.100', rangeEnd: '192.168.1.200' } } };
+    expect(all(inside, discovery())).not.toContain('warning PREFLIGHT_HOST_OFF_NEW_LAN');
+    const elsewhere: DesiredState = { ...s, lan: { ...s.lan, uplink: { type: 'bridge', bridge: 'vmbr7' } } };
+    expect(all(elsewhere, discovery())).not.toContain('warning PREFLIGHT_HOST_OFF_NEW_LAN');
   });
 
   it('finds the management bridge by the address dualwan connects to, else by the default gateway', () => {
@@ -53,7 +73,7 @@ describe('preflight (pure, on recorded host data)', () => {
   it('refuses when the management port has a name that tells no PCI address', () => {
     const net = discovery().network.map((i) => (i.iface === 'vmbr0' ? { ...i, bridge_ports: 'eno1' } : i));
     const d = discovery({ management: findManagementPath(net, '192.168.1.10') });
-    const f = preflight(state(), d);
+    const f = pf(state(), d);
     expect(f.map((x) => x.code)).toEqual(['PREFLIGHT_MANAGEMENT_NIC_UNKNOWN']);
     expect(f[0]!.remedy).toContain('readlink /sys/class/net/eno1/device');
   });
@@ -81,7 +101,7 @@ describe('preflight (pure, on recorded host data)', () => {
   it('refuses an image storage without import content, with the exact pvesm command for its content list', () => {
     // a fresh install's local: no import (research note §8.4)
     const storages = discovery().storages.map((x) => (x.storage === 'local' ? { ...x, content: 'iso,vztmpl,backup' } : x));
-    const f = preflight(state(), discovery({ storages }));
+    const f = pf(state(), discovery({ storages }));
     expect(f.map((x) => `${x.severity} ${x.code} ${x.path}`)).toEqual(['error PREFLIGHT_STORAGE_NO_IMPORT vm.imageStorage']);
     expect(f[0]!.message).toContain("Storage 'local' does not accept disk images for import (content: iso,vztmpl,backup)");
     expect(f[0]!.remedy).toContain('pvesm set local --content iso,vztmpl,backup,import');
@@ -92,14 +112,14 @@ describe('preflight (pure, on recorded host data)', () => {
 
   it('an image storage that keeps no files: choose a directory storage instead', () => {
     const s = state();
-    const f = preflight({ ...s, vm: { ...s.vm!, imageStorage: 'local-lvm' } }, discovery());
+    const f = pf({ ...s, vm: { ...s.vm!, imageStorage: 'local-lvm' } }, discovery());
     const imp = f.find((x) => x.code === 'PREFLIGHT_STORAGE_NO_IMPORT')!;
     expect(imp.remedy).toMatch(/keeps no files.*set vm\.imageStorage to a directory storage such as local/);
     expect(imp.remedy).not.toContain('pvesm set local-lvm');
   });
 
   it('refuses a Proxmox VE older than 8.4 (no image upload for import), unless the VM exists', () => {
-    const f = preflight(state(), discovery({ version: { version: '8.3.5', release: '8.3' } }));
+    const f = pf(state(), discovery({ version: { version: '8.3.5', release: '8.3' } }));
     expect(f.map((x) => x.code)).toEqual(['PREFLIGHT_PVE_TOO_OLD']);
     expect(f[0]!.remedy).toMatch(/Upgrade the host to Proxmox VE 8\.4 or later/);
     expect(codes(state(), discovery({ version: { version: '8.4.1', release: '8.4' } }))).toEqual([]);
