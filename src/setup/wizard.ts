@@ -222,7 +222,9 @@ export async function runSetupWizard(o: WizardOptions): Promise<WizardResult> {
     ui.notify({
       code: 'SETUP_RESUME',
       level: 'info',
-      text: `Resuming: the answers of the earlier run${existing ? ` and the values in ${o.configFile}` : ''} are offered as defaults.`,
+      text: o.prompter.interactive
+        ? `Resuming: the answers of the earlier run${existing ? ` and the values in ${o.configFile}` : ''} are offered as defaults.`
+        : `Using ${existing ? `the values in ${o.configFile}` : 'the answers of the earlier run'}${saved && existing ? ' and the answers of the earlier run' : ''}; what is missing is taken from discovery where the choice is unambiguous.`,
     });
   }
 

@@ -393,6 +393,9 @@ describe('dualwan setup without a terminal', () => {
     expect(r.code).toBe(0);
     expect(`${r.stdout}${r.stderr}`).not.toContain(host.tokenSecret);
     expect(r.stdout).toMatch(/Proxmox VE host: applied \d+ changes/);
+    // nothing is offered without a terminal: it says what it takes instead
+    expect(`${r.stdout}${r.stderr}`).toContain(`Using the values in ${s.config}`);
+    expect(`${r.stdout}${r.stderr}`).not.toContain('offered as defaults');
     expect(r.stdout).toContain('Turn the TP-Link router into an access point at 192.168.10.2');
     const yaml = fs.readFileSync(s.config, 'utf8');
     expect(yaml).toContain('pci: "0000:02:00.0"');
