@@ -61,7 +61,7 @@ const spec = (stateDir: string) => ({
   connectNew: () => sshVia('10.251.3.2'),
   // detached, so our own session returning does not depend on the link it takes down
   change: async (old: RemoteShell) => {
-    const r = await old.exec(['sh', '-c', 'setsid -f sh -c "$0" </dev/null >/dev/null 2>&1', CHANGE], { timeoutMs: 5_000 });
+    const r = await old.exec(['sh', '-c', 'setsid -f sh -c "$0" </dev/null >/dev/null 2>&1', CHANGE], { timeoutMs: 15_000 });
     if (r.code !== 0) throw new Error(r.stderr);
   },
 });
@@ -79,7 +79,8 @@ describeIfRoot('lockout-safe cutover in network namespaces', () => {
     const stateDir = path.join(lab.dir, 'state-fire');
     const started = Date.now();
     const err = await guardedCutover(spec(stateDir)).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(CutoverRevertedError);
+    // anything but the revert report fails the test, shown as it is
+    if (!(err instanceof CutoverRevertedError)) throw err;
     const e = err as CutoverRevertedError;
     expect(e.deadmanState).toBe('fired');
     expect(e.revertLog).toContain('+ ip link set mgmt0 up');

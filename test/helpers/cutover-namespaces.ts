@@ -111,7 +111,7 @@ export class CutoverNamespaces {
 
   /** SSH to the host from the admin namespace, through `address` (the old or the new path). */
   sshVia(address: string): Promise<RemoteShell> {
-    return connectSsh({ host: address, user: 'root', privateKey: this.clientKey(), hostKey: this.hostKeyPin(), sock: this.pipeTo(address), readyTimeoutMs: 3_000, commandTimeoutMs: 10_000 });
+    return connectSsh({ host: address, user: 'root', privateKey: this.clientKey(), hostKey: this.hostKeyPin(), sock: this.pipeTo(address), readyTimeoutMs: 10_000, commandTimeoutMs: 15_000 });
   }
 
   teardown(): void {
