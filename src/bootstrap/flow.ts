@@ -40,6 +40,8 @@ export interface BootstrapContext {
   readonly sshPublicKeys: readonly string[];
   /** Records the pinned web GUI fingerprint (opnsense.fingerprint in dualwan.yaml). */
   readonly recordFingerprint?: (fingerprint: string) => void;
+  /** Records OPNsense's SSH host key, ED25519, "SHA256:…" (opnsense.sshHostKey in dualwan.yaml). */
+  readonly recordSshHostKey?: (fingerprint: string) => void;
   /** How the REST check reaches OPNsense (default: directly at opnsense.host). */
   readonly reach?: Pick<OpnsenseReach, 'client' | 'where' | 'text'>;
 }
@@ -212,6 +214,18 @@ export async function bootstrapOpnsense(ctx: BootstrapContext, opts: BootstrapOp
   }
   ctx.recordFingerprint?.(fingerprint);
   ui.notify({ code: 'BOOTSTRAP_PINNED', level: 'success', text: `Pinned OPNsense's web GUI certificate ${fingerprint}, read from its own console through Proxmox.`, data: { fingerprint, ssh: dialogue.sshHostKeys } });
+  // its SSH host key from the same banner: what the revert timer of later applies logs in to
+  const sshHostKey = dialogue.sshHostKeys.find((k) => k.type === 'ED25519')?.fingerprint;
+  if (sshHostKey) {
+    ctx.recordSshHostKey?.(sshHostKey);
+    ui.notify({ code: 'BOOTSTRAP_SSH_PINNED', level: 'success', text: `Pinned OPNsense's SSH host key ${sshHostKey} (ED25519), read from the same banner.`, data: { sshHostKey } });
+  } else {
+    ui.notify({
+      code: 'BOOTSTRAP_SSH_NOT_PINNED',
+      level: 'warn',
+      text: `The console banner showed no ED25519 SSH host key${dialogue.sshHostKeys.length ? ` (only ${dialogue.sshHostKeys.map((k) => k.type).join(', ')})` : ''}, so opnsense.sshHostKey is not recorded and applies arm no revert timer; put what \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` prints on OPNsense there.`,
+    });
+  }
   const probe = opts.probeApi ?? probeOpnsenseApi;
   const timeoutMs = opts.apiRequestTimeoutMs ?? 10_000;
   const reach = ctx.reach ?? { client: { host: target.host, port: target.port }, where: `${target.host}:${target.port}`, text: '' };

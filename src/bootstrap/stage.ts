@@ -149,6 +149,10 @@ export const bootstrapHandler: ResourceHandler<BootstrapStageContext, BootstrapD
           // later reads in this run use the pin at once
           (ctx as { state: DesiredState }).state = { ...ctx.state, opnsense: { ...ctx.state.opnsense!, fingerprint: fp } };
         },
+        recordSshHostKey: (key) => {
+          if (fs.existsSync(ctx.state.file)) recordFingerprint(ctx.state.file, ['opnsense', 'sshHostKey'], key);
+          (ctx as { state: DesiredState }).state = { ...ctx.state, opnsense: { ...ctx.state.opnsense!, sshHostKey: key } };
+        },
       },
       { probeApi: ctx.probe, ...ctx.options },
     );

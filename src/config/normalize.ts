@@ -134,7 +134,9 @@ export function normalizeConfig(written: WrittenConfig, opts: NormalizeOptions):
     opnsense = {
       host: o?.host ?? lan.routerAddress,
       port: o?.port ?? 443,
+      sshPort: o?.sshPort ?? 22,
       ...(o?.fingerprint === undefined ? {} : { fingerprint: o.fingerprint }),
+      ...(o?.sshHostKey === undefined ? {} : { sshHostKey: o.sshHostKey }),
       hostname: o?.hostname ?? 'dualwan-router',
       domain: o?.domain ?? 'home.arpa',
     };

@@ -285,7 +285,16 @@ const OpnsenseSchema = z
       .describe('Address of the OPNsense API once it runs. Default: lan.routerAddress.')
       .meta({ 'x-default': 'lan.routerAddress' }),
     port: port(443, 'Port of the OPNsense web GUI and API.'),
+    sshPort: port(22, "Port of OPNsense's SSH server (the seed turns it on, keys only), used for the revert timer around each apply."),
     fingerprint: fingerprint('the OPNsense web GUI'),
+    sshHostKey: z
+      .string()
+      .regex(SSH_HOST_KEY, 'must be an SSH host key fingerprint as ssh-keygen -lf prints it: "SHA256:" and 43 base64 characters')
+      .optional()
+      .describe(
+        "Pinned SSH host key of OPNsense (its ED25519 key), \"SHA256:…\" as `ssh-keygen -lf` prints it. Not a secret. The bootstrap writes it here from OPNsense's console banner. " +
+          'With it and DUALWAN_SSH_PRIVATE_KEY_FILE, every apply arms a timer on OPNsense over SSH that restores the configuration from before the apply unless dualwan reaches OPNsense afterwards. When absent, no automatic revert is armed (the apply says so).',
+      ),
     hostname: z
       .string()
       .regex(DNS_LABEL, 'must be a host name: one DNS label of letters, digits and hyphens (not at either end), at most 63 characters, no dots')

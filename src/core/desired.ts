@@ -147,6 +147,10 @@ export interface OpnsenseTarget {
   readonly host: string;
   readonly port: number;
   readonly fingerprint?: string;
+  /** OPNsense's SSH port (default 22). */
+  readonly sshPort?: number;
+  /** Pinned SSH host key ("SHA256:…"), recorded by the bootstrap from the console banner. */
+  readonly sshHostKey?: string;
   /** Host name and domain of the first configuration (the bootstrap's seed config.xml). */
   readonly hostname?: string;
   readonly domain?: string;

@@ -14,13 +14,17 @@ import type { RemoteShell } from '../providers/linux/ssh';
  * - `process` (no systemd, e.g. inside a network namespace): a detached `setsid` shell that waits
  *   N seconds in a `sleep` child, then runs the same fire script; disarming kills it by the pid it
  *   recorded, after checking that pid is still our script.
+ * - `daemon` (FreeBSD, i.e. OPNsense): the same waiting shell, detached with `daemon -f` (FreeBSD
+ *   has no setsid(1) and no /proc; the pid is checked with `ps`). OPNsense runs root's commands
+ *   through csh, so every script of this kind goes to `/bin/sh -s` on its standard input, never
+ *   inside a quoted argument.
  * Both race safely: firing and disarming each first try `mkdir <id>.claim` (atomic); whoever
  * creates it wins, the other does nothing and reports what happened. The state files live in
  * `stateDir` on the host (default /run/dualwan): `<id>.state` says `armed`, `fired` or
  * `disarmed`; `<id>.log` holds the revert's output.
  * Every command is an argv turned into a shell line by shell.ts; ids and paths are checked.
  */
-export type DeadmanKind = 'systemd-run' | 'process';
+export type DeadmanKind = 'systemd-run' | 'process' | 'daemon';
 
 export interface DeadmanSpec {
   /** Unique unit-safe name, e.g. dualwan-cutover-1a2b3c4d (default: random). */
@@ -31,6 +35,8 @@ export interface DeadmanSpec {
   readonly kind?: DeadmanKind;
   /** Where the state files go on the host (default /run/dualwan). */
   readonly stateDir?: string;
+  /** The `daemon` kind's detaching program (default daemon, FreeBSD's daemon(8)); tests give a stand-in. */
+  readonly daemonBin?: string;
 }
 
 export interface ArmedDeadman {
@@ -54,8 +60,9 @@ export class DeadmanError extends DualwanError {
 const ID_RE = /^[a-z][a-z0-9-]{2,62}$/;
 const DIR_RE = /^\/[A-Za-z0-9_./-]+$/;
 
-export function newDeadmanId(): string {
-  return `dualwan-cutover-${randomBytes(4).toString('hex')}`;
+/** `purpose`: the middle of the id, e.g. cutover (default) or apply. */
+export function newDeadmanId(purpose = 'cutover'): string {
+  return `dualwan-${purpose}-${randomBytes(4).toString('hex')}`;
 }
 
 /** The fire script: claim, then revert, logging each command and its status. Pure text. */
@@ -107,6 +114,10 @@ const DISARM = [
   '  pid=$(cat "$dir/$id.pid")',
   '  case "$(tr "\\000" " " < "/proc/$pid/cmdline" 2>/dev/null)" in *"$dir/$id.wait.sh"*) kill "$pid";; esac',
   'fi',
+  'if [ "$kind" = daemon ] && [ -f "$dir/$id.pid" ]; then',
+  '  pid=$(cat "$dir/$id.pid")',
+  '  case "$(ps -o args= -p "$pid" 2>/dev/null)" in *"$dir/$id.wait.sh"*) kill "$pid";; esac',
+  'fi',
   'echo disarmed',
 ].join('\n');
 
@@ -118,8 +129,17 @@ function check(spec: { id: string; stateDir: string; timeoutSeconds: number }): 
   if (!(spec.timeoutSeconds >= 2 && spec.timeoutSeconds <= 3600)) throw new DeadmanError(`dead-man timeout ${spec.timeoutSeconds} s is outside 2–3600 s`);
 }
 
-async function run(shell: RemoteShell, argv: Argv, what: string, timeoutMs = 15_000): Promise<string> {
-  const r = await shell.exec(argv, { timeoutMs });
+/**
+ * A shell snippet with its arguments ($1…): inside `sh -c` for the Linux kinds; on the `daemon`
+ * kind fed to `/bin/sh -s` on standard input, since OPNsense's root shell is csh, which cannot take
+ * a quoted argument spanning lines.
+ */
+export function snippet(kind: DeadmanKind, name: string, text: string, args: readonly string[]): { argv: Argv; stdin?: string } {
+  return kind === 'daemon' ? { argv: ['/bin/sh', '-s', ...args], stdin: `${text}\n` } : { argv: ['sh', '-c', text, name, ...args] };
+}
+
+async function run(shell: RemoteShell, argv: Argv, what: string, timeoutMs = 15_000, stdin?: string): Promise<string> {
+  const r = await shell.exec(argv, { timeoutMs, ...(stdin === undefined ? {} : { stdin }) });
   if (r.code !== 0) throw new DeadmanError(`Unable to ${what} on ${shell.target}: ${(r.stderr || r.stdout).trim() || `exit status ${String(r.code)}`}`);
   return r.stdout;
 }
@@ -141,17 +161,24 @@ export async function armDeadman(shell: RemoteShell, spec: DeadmanSpec): Promise
   } else {
     script = `${stateDir}/${id}.wait.sh`;
     await shell.writeFile(script, waitScript({ id, stateDir, timeoutSeconds: spec.timeoutSeconds }), 0o700);
-    // setsid -f: its own session, so the timer outlives this SSH session; no stdio held open.
-    await run(shell, ['sh', '-c', 'setsid -f /bin/sh "$0" </dev/null >/dev/null 2>&1', script], 'start the dead-man process');
+    if (kind === 'daemon') {
+      // daemon -f: detached into its own session with stdio on /dev/null, so it outlives this SSH session.
+      await run(shell, [spec.daemonBin ?? 'daemon', '-f', '/bin/sh', script], 'start the dead-man process (daemon -f)');
+    } else {
+      // setsid -f: its own session, so the timer outlives this SSH session; no stdio held open.
+      await run(shell, ['sh', '-c', 'setsid -f /bin/sh "$0" </dev/null >/dev/null 2>&1', script], 'start the dead-man process');
+    }
     // The pid file proves it runs (bounded wait for the fork to write it).
-    await run(shell, ['sh', '-c', 'i=0; while [ ! -s "$0" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; test -s "$0"', `${stateDir}/${id}.pid`], 'confirm the dead-man process started');
+    const wait = snippet(kind, 'started', 'i=0; while [ ! -s "$1" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; test -s "$1"', [`${stateDir}/${id}.pid`]);
+    await run(shell, wait.argv, 'confirm the dead-man process started', 15_000, wait.stdin);
   }
   return { id, kind, stateDir, script, timeoutSeconds: spec.timeoutSeconds, armedAt: Date.now() };
 }
 
 /** Disarms it (call through the new path). `fired`/`firing` means the revert already won. */
 export async function disarmDeadman(shell: RemoteShell, armed: ArmedDeadman): Promise<'disarmed' | 'fired' | 'firing' | 'unknown'> {
-  const r = await shell.exec(['sh', '-c', DISARM, 'disarm', armed.stateDir, armed.id, armed.kind], { timeoutMs: 15_000 });
+  const s = snippet(armed.kind, 'disarm', DISARM, [armed.stateDir, armed.id, armed.kind]);
+  const r = await shell.exec(s.argv, { timeoutMs: 15_000, ...(s.stdin === undefined ? {} : { stdin: s.stdin }) });
   const out = r.stdout.trim().split('\n').pop() ?? '';
   if (r.code === 0 && out === 'disarmed') return 'disarmed';
   if (r.code === 3 && out === 'disarmed') return 'disarmed'; // disarmed before: nothing to do
@@ -159,8 +186,9 @@ export async function disarmDeadman(shell: RemoteShell, armed: ArmedDeadman): Pr
   throw new DeadmanError(`Unable to disarm the dead-man timer ${armed.id} on ${shell.target}: ${(r.stderr || r.stdout).trim() || `exit status ${String(r.code)}`}`);
 }
 
-export async function deadmanState(shell: RemoteShell, armed: Pick<ArmedDeadman, 'id' | 'stateDir'>): Promise<DeadmanState> {
-  const r = await shell.exec(['sh', '-c', STATUS, 'status', armed.stateDir, armed.id], { timeoutMs: 15_000 });
+export async function deadmanState(shell: RemoteShell, armed: Pick<ArmedDeadman, 'id' | 'stateDir'> & { kind?: DeadmanKind }): Promise<DeadmanState> {
+  const sn = snippet(armed.kind ?? 'process', 'status', STATUS, [armed.stateDir, armed.id]);
+  const r = await shell.exec(sn.argv, { timeoutMs: 15_000, ...(sn.stdin === undefined ? {} : { stdin: sn.stdin }) });
   const s = r.stdout.trim();
   return s === 'armed' || s === 'fired' || s === 'disarmed' || s === 'firing' ? s : 'unknown';
 }

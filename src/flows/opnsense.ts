@@ -1,11 +1,15 @@
 import * as fs from 'node:fs';
+import type { Duplex } from 'node:stream';
 import type { Diagnostic } from '../core/diagnostics';
 import { DualwanError, PreflightError } from '../core/errors';
 import type { ApplyReport, Change, Plan } from '../core/plan';
 import { pendingChanges } from '../core/plan';
 import type { Step, Ui } from '../core/ui';
 import { applyPlan, makePlan, observe, symbol, type AnyHandler } from '../plan/engine';
+import type { ArmedDeadman, DeadmanKind } from '../cutover/deadman';
+import { connectSsh } from '../providers/linux/ssh';
 import { revertToBackup, takeBackup, OpnsenseApplyError, type ApplyOutcome, type BackupPoint } from '../providers/opnsense/backup';
+import { armRevertTimer, disarmRevertTimer, revertTimerReport, RevertTimerError, REVERT_TIMER_DEFAULTS, type RevertTimer, type RevertTimerSettings } from '../providers/opnsense/revert-timer';
 import { readCapabilities, requireDualWanCapabilities } from '../providers/opnsense/capabilities';
 import { OpnsenseClient, type OpnsenseClientOptions } from '../providers/opnsense/client';
 import { isOpnsenseContext, type OpnsenseContext } from '../providers/opnsense/context';
@@ -13,7 +17,7 @@ import { removeStaleDrillRules } from '../providers/opnsense/drill';
 import { layoutOf, type Layout } from '../providers/opnsense/layout';
 import { opnsenseHandlers } from '../providers/opnsense/provider';
 import { FirmwareStatusSchema, gridSchema, InterfaceInfoRowSchema } from '../providers/opnsense/schemas';
-import { loadCredentials } from '../secrets/credentials';
+import { loadCredentials, type Credentials } from '../secrets/credentials';
 import { redact } from '../secrets/redact';
 import { openOpnsenseReach } from './opnsense-route';
 import { desiredHash } from './router-vm';
@@ -39,6 +43,22 @@ export interface OpnsenseStageOptions {
    * the Proxmox host is asked. Until it is done OPNsense is reached through the host (opnsense-route.ts).
    */
   readonly cutoverDone?: boolean;
+  /**
+   * The revert timer on OPNsense (revert-timer.ts): defaults for a real OPNsense; tests give the
+   * paths and programs of a stand-in shell, a short timeout, and `openSocket` (the byte stream to
+   * its sshd) instead of TCP to opnsense.host:port.
+   */
+  readonly revertTimer?: {
+    readonly port?: number;
+    readonly kind?: DeadmanKind;
+    readonly stateDir?: string;
+    readonly timeoutSeconds?: number;
+    readonly paths?: Partial<RevertTimerSettings['paths']>;
+    readonly bin?: Partial<RevertTimerSettings['bin']>;
+    readonly openSocket?: () => Duplex;
+    /** SSH handshake deadline (default 15 s). */
+    readonly readyTimeoutMs?: number;
+  };
 }
 
 const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -83,6 +103,7 @@ export function opnsenseStage(opts: OpnsenseStageOptions = {}): Stage & { apply(
         ui.notify({ code: 'OPNSENSE_VERSION', level: 'info', text: `${caps.product} ${caps.version.text} at ${where}${reach.text ? ` ${reach.text}` : ''}.`, data: { version: caps.version.text, route: reach.route.kind } });
         const layout = layoutOf(state);
         await preflightInterfaces(client, layout, ui);
+        const revertTimer = revertTimerFor(t, creds, reach.route.kind === 'direct', opts.revertTimer);
         const ctx: OpnsenseContext = {
           system: 'opnsense',
           state,
@@ -99,6 +120,7 @@ export function opnsenseStage(opts: OpnsenseStageOptions = {}): Stage & { apply(
             reachWithinMs: opts.reachWithinMs ?? 120_000,
             reachAttempts: opts.reachAttempts ?? 8,
           },
+          revertTimer,
         };
         const opened = client;
         return {
@@ -213,6 +235,8 @@ export async function applyWithBackup(session: StageSession, plan: Plan, env: Pi
     data: { id: backup.id, savedTo: backup.savedTo },
   });
 
+  const armed = await armTimerFor(ctx, backup, env.ui);
+
   const logStart = ctx.client.log.length;
   const done = new Set<number>();
   let started = false;
@@ -238,21 +262,294 @@ export async function applyWithBackup(session: StageSession, plan: Plan, env: Pi
   } catch (failure) {
     // a refused write saved nothing; an unanswered one may have been saved
     const wrote = ctx.client.log.slice(logStart).some((r) => r.write && r.outcome !== 'refused');
-    if (!started && !wrote) throw failure; // refused before the first step (a stale plan…)
-    throw await revertAfterFailure(ctx, handlers, plan, backup, failure, done, wrote);
+    if (!started && !wrote) {
+      // refused before the first step (a stale plan…): nothing to restore
+      if (armed) await settleTimer(ctx, armed, 'stop');
+      throw failure;
+    }
+    const err = await revertAfterFailure(ctx, handlers, plan, backup, failure, done, wrote);
+    if (armed) await settleTimer(ctx, armed, err.reverted || !wrote ? 'stop' : 'keep');
+    throw err;
   }
   const reach = await reReach(ctx, handlers, plan, hash);
-  if (reach.outcome === 'ok') return report;
+  if (reach.outcome === 'ok') {
+    if (armed) await disarmAfterApply(ctx, plan, backup, armed);
+    return report;
+  }
   if (reach.outcome === 'read-back') {
     // it answers, so the API can still undo the apply: revert, through the fresh connection
     const fresh: OpnsenseContext = { ...ctx, client: reach.client };
+    let err: OpnsenseApplyError;
     try {
-      throw await revertAfterFailure(fresh, handlers, plan, backup, reach.error, done, true);
+      err = await revertAfterFailure(fresh, handlers, plan, backup, reach.error, done, true);
     } finally {
       reach.client.close();
     }
+    // reverted through the API: the timer has nothing left to do; not reverted: it still restores
+    if (armed) await settleTimer(ctx, armed, err.reverted ? 'stop' : 'keep');
+    throw err;
   }
+  if (armed) throw await waitForRevertTimer(ctx, plan, backup, armed, reach);
   throw unreachableAfterApply(ctx, plan, backup, reach);
+}
+
+/**
+ * Builds the revert timer's settings when everything it needs is there: opnsense.sshHostKey (the
+ * bootstrap records it), DUALWAN_SSH_PRIVATE_KEY_FILE (root's key in the seed), and a direct path
+ * to OPNsense (before the cutover it is reached through the Proxmox host, whose SSH session
+ * forwards only the API). Otherwise says why not.
+ */
+function revertTimerFor(t: NonNullable<StageEnv['state']['opnsense']>, creds: Credentials, direct: boolean, o: OpnsenseStageOptions['revertTimer'] = {}): RevertTimer {
+  if (!t.sshHostKey) {
+    return { missing: "opnsense.sshHostKey is not in dualwan.yaml (the bootstrap records it from OPNsense's console; for an OPNsense set up otherwise, put there what `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints on it)" };
+  }
+  const keyFile = creds.get('DUALWAN_SSH_PRIVATE_KEY_FILE');
+  if (!keyFile) return { missing: "DUALWAN_SSH_PRIVATE_KEY_FILE is not set (the key root on OPNsense accepts over SSH; the environment or the credentials file names it)" };
+  if (!direct && !o.openSocket) return { missing: 'until the cutover OPNsense is reached through the Proxmox host, and the timer is armed only when dualwan reaches OPNsense directly' };
+  const port = o.port ?? t.sshPort ?? 22;
+  const d = REVERT_TIMER_DEFAULTS;
+  let key: string | undefined;
+  const privateKey = (): string => {
+    try {
+      key ??= fs.readFileSync(keyFile, 'utf8');
+      return key;
+    } catch (error) {
+      throw new DualwanError('SSH_PRIVATE_KEY_UNREADABLE', `Cannot read the SSH private key ${keyFile}: ${error instanceof Error ? error.message : String(error)}`, {
+        source: 'user',
+        remedy: "Point DUALWAN_SSH_PRIVATE_KEY_FILE at an unencrypted OpenSSH private key file readable by you, whose public key root on OPNsense accepts.",
+      });
+    }
+  };
+  const hostKey = t.sshHostKey;
+  return {
+    settings: {
+      target: `root@${t.host}:${port}`,
+      connect: () => connectSsh({ host: t.host, port, user: 'root', privateKey: privateKey(), hostKey, readyTimeoutMs: o.readyTimeoutMs ?? 15_000, commandTimeoutMs: 30_000, ...(o.openSocket ? { sock: o.openSocket() } : {}) }),
+      kind: o.kind ?? d.kind,
+      stateDir: o.stateDir ?? d.stateDir,
+      timeoutSeconds: o.timeoutSeconds ?? d.timeoutSeconds,
+      paths: { ...d.paths, ...o.paths },
+      bin: { ...d.bin, ...o.bin },
+    },
+  };
+}
+
+/** Arms the revert timer before the first write, or says once why there is none. */
+async function armTimerFor(ctx: OpnsenseContext, backup: BackupPoint, ui: Ui): Promise<ArmedDeadman | undefined> {
+  const timer: RevertTimer = ctx.revertTimer ?? { missing: 'this run was opened without one' };
+  if ('missing' in timer) {
+    ui.notify({
+      code: 'OPNSENSE_NO_REVERT_TIMER',
+      level: 'warn',
+      text: `No automatic revert is armed for this apply: ${timer.missing}. If the apply cuts the path to OPNsense, it stays as it is until backup ${backup.id} is restored by hand.`,
+      data: { reason: timer.missing },
+    });
+    return undefined;
+  }
+  const s = timer.settings;
+  let armed: ArmedDeadman;
+  try {
+    armed = await armRevertTimer(s, backup.id);
+  } catch (e) {
+    if (e instanceof RevertTimerError && e.refuse) throw e;
+    // the timer is a net, not a precondition: say why there is none, and go on as without one
+    const why = redact(e instanceof Error ? e.message : String(e));
+    ui.notify({
+      code: 'OPNSENSE_NO_REVERT_TIMER',
+      level: 'warn',
+      text: `No automatic revert is armed for this apply: ${why}. If the apply cuts the path to OPNsense, it stays as it is until backup ${backup.id} is restored by hand.${e instanceof DualwanError && e.remedy ? ` ${e.remedy}` : ''}`,
+      data: { reason: why },
+    });
+    return undefined;
+  }
+  ui.notify({
+    code: 'OPNSENSE_REVERT_TIMER_ARMED',
+    level: 'info',
+    text: `Armed a revert timer on OPNsense (${s.target}, ${armed.id}): unless dualwan reaches OPNsense again after the apply and stops it, in ${armed.timeoutSeconds} s it restores backup ${backup.id} and reloads all services.`,
+    data: { id: armed.id, timeoutSeconds: armed.timeoutSeconds, backup: backup.id },
+  });
+  return armed;
+}
+
+const timerSettings = (ctx: OpnsenseContext): RevertTimerSettings => {
+  const t = ctx.revertTimer;
+  if (!t || !('settings' in t)) throw new DualwanError('STAGE_MISMATCH', 'a revert timer was armed without settings', { source: 'tool' });
+  return t.settings;
+};
+const clock = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
+
+/** After a failure dealt with otherwise: stop the timer (best effort), or leave it to restore and say when. */
+async function settleTimer(ctx: OpnsenseContext, armed: ArmedDeadman, what: 'stop' | 'keep'): Promise<void> {
+  const fireAt = armed.armedAt + armed.timeoutSeconds * 1000;
+  if (what === 'keep') {
+    ctx.ui.notify({ code: 'OPNSENSE_REVERT_TIMER_KEPT', level: 'warn', text: `The revert timer ${armed.id} stays armed on OPNsense: at ${clock(fireAt)} it restores the configuration from before this apply.` });
+    return;
+  }
+  try {
+    await disarmRevertTimer(timerSettings(ctx), armed, { sleep: ctx.sleep, backoffMs: ctx.backup.revertBackoffMs });
+  } catch (e) {
+    ctx.ui.notify({ code: 'OPNSENSE_REVERT_TIMER_KEPT', level: 'warn', text: `The revert timer ${armed.id} could not be stopped (${redact(e instanceof Error ? e.message : String(e))}); at ${clock(fireAt)} it restores the configuration from before this apply.` });
+  }
+}
+
+/** The apply stands and OPNsense answers: stop the timer through a fresh SSH session (the path after the apply). */
+async function disarmAfterApply(ctx: OpnsenseContext, plan: Plan, backup: BackupPoint, armed: ArmedDeadman): Promise<void> {
+  const s = timerSettings(ctx);
+  const fireAt = armed.armedAt + armed.timeoutSeconds * 1000;
+  const applied = pendingChanges(plan).map(outcome);
+  let result: Awaited<ReturnType<typeof disarmRevertTimer>>;
+  try {
+    result = await disarmRevertTimer(s, armed, { sleep: ctx.sleep, backoffMs: ctx.backup.revertBackoffMs });
+  } catch (e) {
+    const why = redact(e instanceof Error ? e.message : String(e));
+    throw new OpnsenseApplyError({
+      message: [
+        `After the apply OPNsense answers its API and every change reads back, but SSH to it (${s.target}) failed, so the revert timer could not be stopped: ${why}`,
+        `At ${clock(fireAt)} the timer restores backup ${backup.id} (the configuration from before this apply) and reloads all services, undoing:`,
+        ...applied.map(line),
+      ].join('\n'),
+      failure: e,
+      backupId: backup.id,
+      applied,
+      notAttempted: [],
+      reverted: false,
+      reapplied: [],
+      remedy: `Check that this machine reaches ${s.target} with the key of DUALWAN_SSH_PRIVATE_KEY_FILE. Once the timer has run, run dualwan apply again; to stop it by hand first, run \`sh -c 'mkdir ${armed.stateDir}/${armed.id}.claim && kill $(cat ${armed.stateDir}/${armed.id}.pid)'\` as root on OPNsense.`,
+    });
+  }
+  if (result === 'disarmed') {
+    ctx.ui.notify({ code: 'OPNSENSE_REVERT_TIMER_DISARMED', level: 'success', text: `Stopped the revert timer ${armed.id} on OPNsense through a fresh SSH session; the apply stands.` });
+    return;
+  }
+  throw new OpnsenseApplyError({
+    message: [
+      `After the apply OPNsense answered, but its revert timer ${armed.id} had already ${result === 'unknown' ? 'gone (state unknown)' : 'fired'} before dualwan could stop it: backup ${backup.id} (the configuration from before this apply) is being or was restored, and all services reloaded.`,
+      '  applied, then reverted by the timer:',
+      ...applied.map(line),
+    ].join('\n'),
+    failure: new DualwanError('OPNSENSE_REVERT_TIMER_FIRED', `the revert timer fired after ${armed.timeoutSeconds} s, before the apply was confirmed`, { source: 'remote' }),
+    backupId: backup.id,
+    applied,
+    notAttempted: [],
+    reverted: result !== 'unknown',
+    reapplied: [],
+    remedy: 'The apply took longer than the timer allowed. Run dualwan apply again once OPNsense answers; if it happens again, check what slows the apply down (dualwan apply --verbose).',
+  });
+}
+
+/**
+ * OPNsense never answered after the apply, and the timer was left armed: wait until it is due
+ * (bounded: its own timeout), then reach OPNsense again (bounded like the re-reach) and read over
+ * SSH what the timer did.
+ */
+async function waitForRevertTimer(ctx: OpnsenseContext, plan: Plan, backup: BackupPoint, armed: ArmedDeadman, r: Extract<Reach, { outcome: 'unreachable' }>): Promise<OpnsenseApplyError> {
+  const s = timerSettings(ctx);
+  const t = ctx.state.opnsense;
+  const where = t ? `${t.host}:${t.port}` : 'its address';
+  const fireAt = armed.armedAt + armed.timeoutSeconds * 1000;
+  const applied = pendingChanges(plan).map(outcome);
+  const last = redact(r.lastError instanceof Error ? r.lastError.message : String(r.lastError));
+  const first = `OPNsense at ${where} did not answer a fresh connection after the apply (${r.attempts} tries in ${Math.round(r.waitedMs / 1000)} s; last: ${last}).`;
+  const wait = Math.max(0, Math.min(fireAt - Date.now(), armed.timeoutSeconds * 1000));
+  ctx.ui.notify({ code: 'OPNSENSE_WAITING_FOR_REVERT_TIMER', level: 'warn', text: `${first} dualwan does not stop the revert timer: at ${clock(fireAt)} (in ${Math.ceil(wait / 1000)} s) it restores backup ${backup.id}; then dualwan reaches OPNsense again.` });
+  if (wait > 0) await ctx.sleep(wait);
+  const again = await answersAgain(ctx);
+  const failure = new DualwanError('OPNSENSE_UNREACHABLE_AFTER_APPLY', `OPNsense stopped answering after the apply: ${last}`, { source: 'remote', cause: r.lastError });
+  if (!again.ok) {
+    const still = redact(again.lastError instanceof Error ? again.lastError.message : String(again.lastError));
+    return new OpnsenseApplyError({
+      message: [
+        first,
+        `The revert timer ${armed.id} on OPNsense was due at ${clock(fireAt)} to restore backup ${backup.id}, but OPNsense still does not answer (${again.attempts} more tries in ${Math.round(again.waitedMs / 1000)} s; last: ${still}).`,
+        '  applied:',
+        ...applied.map(line),
+      ].join('\n'),
+      failure,
+      backupId: backup.id,
+      applied,
+      notAttempted: [],
+      reverted: false,
+      reapplied: [],
+      remedy: [
+        `On OPNsense's console, see whether the timer ran: \`cat ${armed.stateDir}/${armed.id}.state ${armed.stateDir}/${armed.id}.log\`.`,
+        consoleRemedy(ctx, backup, where),
+      ].join('\n'),
+    });
+  }
+  // it answers: read what the timer did (its reload may still run: bounded polling)
+  let report: { state: string; log: string } = { state: 'unknown', log: '' };
+  let sshError: unknown;
+  const until = Date.now() + (ctx.backup.reachWithinMs ?? 120_000);
+  for (let i = 0; i < 10; i++) {
+    try {
+      report = await revertTimerReport(s, armed);
+      sshError = undefined;
+    } catch (e) {
+      sshError = e;
+    }
+    if (report.state === 'fired' || Date.now() >= until) break;
+    await ctx.sleep(Math.min(1_000 * (i + 1), Math.max(0, until - Date.now())));
+  }
+  if (report.state === 'fired') {
+    return new OpnsenseApplyError({
+      message: [
+        first,
+        `The revert timer armed on OPNsense before the first write fired: it restored backup ${backup.id} (the configuration from before this apply, ${s.paths.config}) and reloaded all services, and OPNsense answers a fresh connection again.`,
+        '  applied, then reverted by the timer:',
+        ...applied.map(line),
+        "  the timer's log on OPNsense:",
+        ...report.log.trim().split('\n').map((l) => `    ${redact(l)}`),
+      ].join('\n'),
+      failure,
+      backupId: backup.id,
+      applied,
+      notAttempted: [],
+      reverted: true,
+      reapplied: [],
+      remedy: `This apply cut the path from this machine to OPNsense at ${where}. Check the planned changes to the LAN interface, its rules and gateways (dualwan plan), then run dualwan apply again.`,
+    });
+  }
+  const why = sshError ? `SSH failed: ${redact(sshError instanceof Error ? sshError.message : String(sshError))}` : `its state is ${report.state}`;
+  return new OpnsenseApplyError({
+    message: [
+      first,
+      `OPNsense answers again after the revert timer ${armed.id} was due, but whether it restored backup ${backup.id} is not known (${why}).`,
+      '  applied:',
+      ...applied.map(line),
+    ].join('\n'),
+    failure,
+    backupId: backup.id,
+    applied,
+    notAttempted: [],
+    reverted: false,
+    reapplied: [],
+    remedy: `Run dualwan plan: it shows what is in place. If the apply stands there, it is complete; otherwise ${consoleRemedy(ctx, backup, where)}`,
+  });
+}
+
+/** A fresh connection answers core/firmware/status: polled with a growing interval, bounded in tries and time. */
+async function answersAgain(ctx: OpnsenseContext): Promise<{ ok: true } | { ok: false; lastError: unknown; attempts: number; waitedMs: number }> {
+  const within = ctx.backup.reachWithinMs ?? 120_000;
+  const maxAttempts = ctx.backup.reachAttempts ?? 8;
+  const started = Date.now();
+  let lastError: unknown;
+  let attempts = 0;
+  for (let delay = 1_000; attempts < maxAttempts; delay = Math.min(delay * 2, 15_000)) {
+    attempts++;
+    const client = ctx.client.reconnect();
+    try {
+      await client.get('core/firmware/status', FirmwareStatusSchema);
+      return { ok: true };
+    } catch (e) {
+      lastError = e;
+    } finally {
+      client.close();
+    }
+    const left = started + within - Date.now();
+    if (left <= 0 || attempts >= maxAttempts) break;
+    await ctx.sleep(Math.min(delay, left));
+  }
+  return { ok: false, lastError, attempts, waitedMs: Date.now() - started };
 }
 
 type Reach = { outcome: 'ok' } | { outcome: 'read-back'; error: DualwanError; client: OpnsenseClient } | { outcome: 'unreachable'; lastError: unknown; attempts: number; waitedMs: number };
@@ -306,11 +603,20 @@ async function reReach(ctx: OpnsenseContext, handlers: readonly AnyHandler<Opnse
   return { outcome: 'unreachable', lastError, attempts, waitedMs: Date.now() - started };
 }
 
-/** OPNsense never answered again: nothing can revert over the API, so say exactly what to do by hand. */
+/** How to restore the backup by hand, from OPNsense's console or its web GUI. */
+function consoleRemedy(ctx: OpnsenseContext, backup: BackupPoint, where: string): string {
+  const vmid = ctx.state.vm?.vmid;
+  return [
+    `Restore backup ${backup.id} from OPNsense's console: ${vmid !== undefined ? `the Proxmox GUI (VM ${vmid} > Console) or \`qm terminal ${vmid}\` on the host` : 'its serial console or screen'}, log in as root, choose "13) Restore a backup", pick ${backup.id}, and let it reload (or choose "6) Reboot system").`,
+    `If the web GUI still answers from the LAN: System > Configuration > History, backup ${backup.id}, "Revert".`,
+    `Then check that this machine reaches ${where} and run dualwan apply again.`,
+  ].join('\n');
+}
+
+/** OPNsense never answered again and no timer was armed: nothing can revert over the API, so say exactly what to do by hand. */
 function unreachableAfterApply(ctx: OpnsenseContext, plan: Plan, backup: BackupPoint, r: Extract<Reach, { outcome: 'unreachable' }>): OpnsenseApplyError {
   const t = ctx.state.opnsense;
   const where = t ? `${t.host}:${t.port}` : 'its address';
-  const vmid = ctx.state.vm?.vmid;
   const applied = pendingChanges(plan).map(outcome);
   const last = redact(r.lastError instanceof Error ? r.lastError.message : String(r.lastError));
   const message = [
@@ -320,11 +626,7 @@ function unreachableAfterApply(ctx: OpnsenseContext, plan: Plan, backup: BackupP
     '  applied:',
     ...applied.map(line),
   ].join('\n');
-  const remedy = [
-    `Restore backup ${backup.id} from OPNsense's console: ${vmid !== undefined ? `the Proxmox GUI (VM ${vmid} > Console) or \`qm terminal ${vmid}\` on the host` : 'its serial console or screen'}, log in as root, choose "13) Restore a backup", pick ${backup.id}, and let it reload (or choose "6) Reboot system").`,
-    `If the web GUI still answers from the LAN: System > Configuration > History, backup ${backup.id}, "Revert".`,
-    `Then check that this machine reaches ${where} and run dualwan apply again.`,
-  ].join('\n');
+  const remedy = consoleRemedy(ctx, backup, where);
   return new OpnsenseApplyError({
     message,
     failure: new DualwanError('OPNSENSE_UNREACHABLE_AFTER_APPLY', `OPNsense stopped answering after the apply: ${last}`, { source: 'remote', cause: r.lastError }),

@@ -85,6 +85,9 @@ describe('hotspot-failover playbook: empty Proxmox host → OPNsense answering w
     expect(fs.statSync(rig.credentialsFile).mode & 0o777).toBe(0o600);
     expect(fs.readFileSync(rig.credentialsFile, 'utf8')).toContain(`DUALWAN_OPNSENSE_API_SECRET=${RIG_SECRETS.apiSecret}`);
     expect(stateOf(rig.pve.file).opnsense?.fingerprint).toBe(rig.router.fingerprint);
+    // and OPNsense's SSH host key (ED25519) from the same console banner, for the revert timer
+    expect(stateOf(rig.pve.file).opnsense?.sshHostKey).toBe('SHA256:p0KjpBlqupzqBXOMot0beFKHKx2EJNgkabxl14CVCZ8');
+    expect(fs.readFileSync(rig.pve.file, 'utf8')).toMatch(/^ {2}sshHostKey: SHA256:p0KjpBlqupzqBXOMot0beFKHKx2EJNgkabxl14CVCZ8$/m);
     // The seed CD is ejected (the double applies CD changes of a running VM at its next restart).
     const vm = rig.pve.host.state.vms.find((v) => v.vmid === 100)!;
     expect(vm.pending.ide2 ?? vm.conf.ide2).toBe('none,media=cdrom');
@@ -100,6 +103,10 @@ describe('hotspot-failover playbook: empty Proxmox host → OPNsense answering w
       expect(pendingChanges(plan).length).toBeGreaterThan(0);
       await applyWithBackup(os, plan, { state: oenv.state, ui: oui });
       expect(pendingChanges(await planStage(os, oenv.state))).toEqual([]);
+      // the host key is pinned, but this run has no SSH key: no revert timer, said once, with why
+      const no = oui.notices.filter((n) => n.code === 'OPNSENSE_NO_REVERT_TIMER');
+      expect(no.map((n) => n.level)).toEqual(['warn']);
+      expect(no[0]!.text).toMatch(/^No automatic revert is armed for this apply: DUALWAN_SSH_PRIVATE_KEY_FILE is not set/);
     } finally {
       await os.close();
     }
@@ -134,13 +141,15 @@ describe('bootstrapOpnsense on a VM that was never started', () => {
 
   it('answers the importer prompt itself and ends with the REST API answering', async () => {
     const ui = new TestUi();
+    const sshPins: string[] = [];
     const r = await bootstrapOpnsense(
-      { state: rig.pve.state(), ui, client, credentialsFile: rig.credentialsFile, sshPublicKeys: [SSH_KEY] },
+      { state: rig.pve.state(), ui, client, credentialsFile: rig.credentialsFile, sshPublicKeys: [SSH_KEY], recordSshHostKey: (k) => sshPins.push(k) },
       { secrets: () => RIG_SECRETS, timeouts: SHORT, apiRequestTimeoutMs: 1_000, apiWaitMs: 10_000 },
     );
     expect(r).toMatchObject({ importedBy: 'boot-prompt', device: 'cd0' });
     expect(rig.guest.boots).toBe(1);
-    expect(ui.codes()).toEqual(expect.arrayContaining(['BOOTSTRAP_API_KEY_STORED', 'BOOTSTRAP_ROOT_PASSWORD', 'BOOTSTRAP_PINNED', 'BOOTSTRAP_API_OK']));
+    expect(ui.codes()).toEqual(expect.arrayContaining(['BOOTSTRAP_API_KEY_STORED', 'BOOTSTRAP_ROOT_PASSWORD', 'BOOTSTRAP_PINNED', 'BOOTSTRAP_SSH_PINNED', 'BOOTSTRAP_API_OK']));
+    expect(sshPins).toEqual(['SHA256:p0KjpBlqupzqBXOMot0beFKHKx2EJNgkabxl14CVCZ8']);
     // The upload went through the schema-checked multipart route and Proxmox verified its checksum.
     const uploads = rig.pve.host.requests.filter((q) => q.template === '/nodes/{node}/storage/{storage}/upload');
     expect(uploads.find((q) => q.params.content === 'iso')?.params).toMatchObject({ 'checksum-algorithm': 'sha256', filename: 'dualwan-seed-100.iso' });

@@ -166,7 +166,7 @@ async function freshSite(): Promise<Site> {
   const img = (host as SimulatedHost).localImage.image;
   fs.writeFileSync(
     config,
-    `# where this machine reaches OPNsense once it runs\nopnsense:\n  host: ${router.host}\n  port: ${router.port}\n` +
+    `# where this machine reaches OPNsense once it runs\nopnsense:\n  host: ${router.host}\n  port: ${router.port}\n  sshPort: 1\n` +
       `vm:\n  image:\n    url: ${img.url}\n    filename: ${img.filename}\n    checksum: ${img.checksum}\n    checksumAlgorithm: ${img.checksumAlgorithm}\n    compression: ${img.compression}\n`,
   );
   return {

@@ -3,6 +3,7 @@ import type { Ui } from '../../core/ui';
 import type { Capabilities } from './capabilities';
 import type { OpnsenseClient } from './client';
 import type { Layout } from './layout';
+import type { RevertTimer } from './revert-timer';
 
 export interface OpnsenseContext {
   readonly system: 'opnsense';
@@ -29,6 +30,8 @@ export interface OpnsenseContext {
     readonly reachWithinMs?: number;
     readonly reachAttempts?: number;
   };
+  /** The dead-man timer on OPNsense that restores the backup unless disarmed (revert-timer.ts); absent: none, reason unknown. */
+  readonly revertTimer?: RevertTimer;
 }
 
 export function isOpnsenseContext(v: unknown): v is OpnsenseContext {

@@ -110,6 +110,9 @@ export async function startSimulatedRouter(opts: SimulatedRouterOptions = {}): P
 export function pointAtRouter(doc: Document, router: Pick<SimulatedRouter, 'host' | 'port'>): void {
   doc.setIn(['opnsense', 'host'], router.host);
   doc.setIn(['opnsense', 'port'], router.port);
+  // The double speaks no SSH: its SSH port is a closed loopback port, never this machine's own
+  // sshd (the revert timer around an apply then says it could not be armed, and the apply goes on).
+  doc.setIn(['opnsense', 'sshPort'], 1);
 }
 
 /** Copies a playbook into `dir` as dualwan.yaml, pointed at the simulated router; the comments stay. */

@@ -56,6 +56,7 @@ export function writePlaybookFor(double: Pick<ProxmoxDouble, 'port'> & { readonl
   // (a closed port unless `edit` points it at a simulated router).
   doc.setIn(['opnsense', 'host'], '127.0.0.1');
   doc.setIn(['opnsense', 'port'], 1);
+  doc.setIn(['opnsense', 'sshPort'], 1);
   // ... nor for the release mirror: the image comes from the host's loopback stand-in
   if (double.localImage) pointAtImage(doc, double.localImage);
   edit?.(doc);

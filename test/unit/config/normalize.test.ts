@@ -73,9 +73,9 @@ describe('derived defaults', () => {
 
   it('points OPNsense at the LAN router address unless told otherwise', () => {
     const moved = edit(VM_BASE, '  uplink: { type: bridge, bridge: vmbr0 }\n', '  uplink: { type: bridge, bridge: vmbr0 }\n  routerAddress: 192.168.10.254\n');
-    expect(load(moved).state?.opnsense).toEqual({ host: '192.168.10.254', port: 443, hostname: 'dualwan-router', domain: 'home.arpa' });
+    expect(load(moved).state?.opnsense).toEqual({ host: '192.168.10.254', port: 443, sshPort: 22, hostname: 'dualwan-router', domain: 'home.arpa' });
     const pinned = `${VM_BASE}opnsense: { host: fw.home.arpa, fingerprint: "${'AB:'.repeat(31)}CD" }\n`;
-    expect(load(pinned).state?.opnsense).toEqual({ host: 'fw.home.arpa', port: 443, fingerprint: `${'AB:'.repeat(31)}CD`, hostname: 'dualwan-router', domain: 'home.arpa' });
+    expect(load(pinned).state?.opnsense).toEqual({ host: 'fw.home.arpa', port: 443, sshPort: 22, fingerprint: `${'AB:'.repeat(31)}CD`, hostname: 'dualwan-router', domain: 'home.arpa' });
   });
 });
 

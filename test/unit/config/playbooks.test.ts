@@ -35,7 +35,7 @@ describe('hotspot-failover.yaml (story 1)', () => {
     expect(state.vm?.image).toMatchObject({ compression: 'bz2', checksumAlgorithm: 'sha256' });
     expect(state.vm?.image.url).toMatch(/OPNsense-26\.7-nano-amd64\.img\.bz2$/);
     expect(state.vm?.image.checksum).toMatch(/^[0-9a-f]{64}$/);
-    expect(state.opnsense).toEqual({ host: '192.168.10.1', port: 443, hostname: 'dualwan-router', domain: 'home.arpa' });
+    expect(state.opnsense).toEqual({ host: '192.168.10.1', port: 443, sshPort: 22, hostname: 'dualwan-router', domain: 'home.arpa' });
     expect(state.linux).toBeUndefined();
   });
 
