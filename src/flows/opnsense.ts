@@ -477,6 +477,7 @@ async function waitForRevertTimer(ctx: OpnsenseContext, plan: Plan, backup: Back
     });
   }
   // it answers: read what the timer did (its reload may still run: bounded polling)
+  again.client.close();
   let report: { state: string; log: string } = { state: 'unknown', log: '' };
   let sshError: unknown;
   const until = Date.now() + (ctx.backup.reachWithinMs ?? 120_000);
@@ -527,8 +528,12 @@ async function waitForRevertTimer(ctx: OpnsenseContext, plan: Plan, backup: Back
   });
 }
 
-/** A fresh connection answers core/firmware/status: polled with a growing interval, bounded in tries and time. */
-async function answersAgain(ctx: OpnsenseContext): Promise<{ ok: true } | { ok: false; lastError: unknown; attempts: number; waitedMs: number }> {
+/**
+ * A fresh connection (new TLS session, the pinned certificate, the key) answers
+ * core/firmware/status: polled with a growing interval, bounded in tries and time. On success the
+ * caller owns the open client.
+ */
+async function answersAgain(ctx: OpnsenseContext): Promise<{ ok: true; client: OpnsenseClient } | { ok: false; lastError: unknown; attempts: number; waitedMs: number }> {
   const within = ctx.backup.reachWithinMs ?? 120_000;
   const maxAttempts = ctx.backup.reachAttempts ?? 8;
   const started = Date.now();
@@ -539,11 +544,10 @@ async function answersAgain(ctx: OpnsenseContext): Promise<{ ok: true } | { ok: 
     const client = ctx.client.reconnect();
     try {
       await client.get('core/firmware/status', FirmwareStatusSchema);
-      return { ok: true };
+      return { ok: true, client };
     } catch (e) {
-      lastError = e;
-    } finally {
       client.close();
+      lastError = e;
     }
     const left = started + within - Date.now();
     if (left <= 0 || attempts >= maxAttempts) break;
@@ -562,45 +566,28 @@ type Reach = { outcome: 'ok' } | { outcome: 'read-back'; error: DualwanError; cl
  * this is the only thing that notices.
  */
 async function reReach(ctx: OpnsenseContext, handlers: readonly AnyHandler<OpnsenseContext>[], plan: Plan, hash: string): Promise<Reach> {
-  const within = ctx.backup.reachWithinMs ?? 120_000;
-  const maxAttempts = ctx.backup.reachAttempts ?? 8;
-  const started = Date.now();
-  let lastError: unknown;
-  let attempts = 0;
-  for (let delay = 1_000; attempts < maxAttempts; delay = Math.min(delay * 2, 15_000)) {
-    attempts++;
-    const client = ctx.client.reconnect();
-    try {
-      await client.get('core/firmware/status', FirmwareStatusSchema);
-    } catch (e) {
+  const reached = await answersAgain(ctx);
+  if (!reached.ok) return { outcome: 'unreachable', lastError: reached.lastError, attempts: reached.attempts, waitedMs: reached.waitedMs };
+  const client = reached.client;
+  try {
+    const fresh: OpnsenseContext = { ...ctx, client };
+    const again = makePlan(handlers, await observe(fresh, handlers), hash, new Date().toISOString());
+    const changed = new Set(pendingChanges(plan).map((c) => c.address));
+    const missing = pendingChanges(again).filter((c) => changed.has(c.address));
+    if (!missing.length) {
       client.close();
-      lastError = e;
-      const left = started + within - Date.now();
-      if (left <= 0 || attempts >= maxAttempts) break;
-      await ctx.sleep(Math.min(delay, left));
-      continue;
+      ctx.ui.notify({ code: 'OPNSENSE_REACHED_AFTER_APPLY', level: 'success', text: `OPNsense answers a fresh connection after the apply, and every change reads back in place.` });
+      return { outcome: 'ok' };
     }
-    try {
-      const fresh: OpnsenseContext = { ...ctx, client };
-      const again = makePlan(handlers, await observe(fresh, handlers), hash, new Date().toISOString());
-      const changed = new Set(pendingChanges(plan).map((c) => c.address));
-      const missing = pendingChanges(again).filter((c) => changed.has(c.address));
-      if (!missing.length) {
-        client.close();
-        ctx.ui.notify({ code: 'OPNSENSE_REACHED_AFTER_APPLY', level: 'success', text: `OPNsense answers a fresh connection after the apply, and every change reads back in place.` });
-        return { outcome: 'ok' };
-      }
-      const error = new DualwanError('OPNSENSE_READ_BACK_AFTER_APPLY', `After the apply, a fresh connection finds ${missing.length} change${missing.length === 1 ? '' : 's'} not in place: ${missing.map((c) => `${c.address} (${c.properties.map((p) => p.path).join(', ') || c.action})`).join('; ')}`, {
-        source: 'remote',
-        remedy: 'Something else changed OPNsense during the apply, or a reconfigure did not take. Check System > Configuration > History, then run dualwan plan.',
-      });
-      return { outcome: 'read-back', error, client };
-    } catch (e) {
-      const error = e instanceof DualwanError ? e : new DualwanError('OPNSENSE_READ_BACK_AFTER_APPLY', `After the apply, the read-back through a fresh connection failed: ${e instanceof Error ? e.message : String(e)}`, { source: 'remote', cause: e });
-      return { outcome: 'read-back', error, client };
-    }
+    const error = new DualwanError('OPNSENSE_READ_BACK_AFTER_APPLY', `After the apply, a fresh connection finds ${missing.length} change${missing.length === 1 ? '' : 's'} not in place: ${missing.map((c) => `${c.address} (${c.properties.map((p) => p.path).join(', ') || c.action})`).join('; ')}`, {
+      source: 'remote',
+      remedy: 'Something else changed OPNsense during the apply, or a reconfigure did not take. Check System > Configuration > History, then run dualwan plan.',
+    });
+    return { outcome: 'read-back', error, client };
+  } catch (e) {
+    const error = e instanceof DualwanError ? e : new DualwanError('OPNSENSE_READ_BACK_AFTER_APPLY', `After the apply, the read-back through a fresh connection failed: ${e instanceof Error ? e.message : String(e)}`, { source: 'remote', cause: e });
+    return { outcome: 'read-back', error, client };
   }
-  return { outcome: 'unreachable', lastError, attempts, waitedMs: Date.now() - started };
 }
 
 /** How to restore the backup by hand, from OPNsense's console or its web GUI. */
