@@ -50,6 +50,7 @@ export async function demoCommand(o: GlobalOptions & { keep?: boolean }): Promis
     say('importer, the banner, login, the console menu), reached through the host\'s termproxy, as on a real host.');
     say(`The OPNsense REST API double on https://127.0.0.1:${router.port} stands in for that VM's web GUI: silent until the`);
     say('VM has booted with an imported configuration, then accepting only the API key that configuration holds.');
+    say('It speaks no SSH, so the revert timer dualwan arms on a real OPNsense around each apply is reported as not armed.');
     const file = writePlaybookFor(host, dir, 'hotspot-failover.yaml', (d) => site.pointAt(d));
     say(`Wrote ${file} from playbooks/hotspot-failover.yaml, pointed at both.`);
 
