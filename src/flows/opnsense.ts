@@ -455,26 +455,19 @@ async function waitForRevertTimer(ctx: OpnsenseContext, plan: Plan, backup: Back
   if (wait > 0) await ctx.sleep(wait);
   const again = await answersAgain(ctx);
   const failure = new DualwanError('OPNSENSE_UNREACHABLE_AFTER_APPLY', `OPNsense stopped answering after the apply: ${last}`, { source: 'remote', cause: r.lastError });
+  const timerError = (lines: readonly string[], reverted: boolean, remedy: string) =>
+    new OpnsenseApplyError({ message: [first, ...lines].join('\n'), failure, backupId: backup.id, applied, notAttempted: [], reverted, reapplied: [], remedy });
   if (!again.ok) {
     const still = redact(again.lastError instanceof Error ? again.lastError.message : String(again.lastError));
-    return new OpnsenseApplyError({
-      message: [
-        first,
+    return timerError(
+      [
         `The revert timer ${armed.id} on OPNsense was due at ${clock(fireAt)} to restore backup ${backup.id}, but OPNsense still does not answer (${again.attempts} more tries in ${Math.round(again.waitedMs / 1000)} s; last: ${still}).`,
         '  applied:',
         ...applied.map(line),
-      ].join('\n'),
-      failure,
-      backupId: backup.id,
-      applied,
-      notAttempted: [],
-      reverted: false,
-      reapplied: [],
-      remedy: [
-        `On OPNsense's console, see whether the timer ran: \`cat ${armed.stateDir}/${armed.id}.state ${armed.stateDir}/${armed.id}.log\`.`,
-        consoleRemedy(ctx, backup, where),
-      ].join('\n'),
-    });
+      ],
+      false,
+      [`On OPNsense's console, see whether the timer ran: \`cat ${armed.stateDir}/${armed.id}.state ${armed.stateDir}/${armed.id}.log\`.`, consoleRemedy(ctx, backup, where)].join('\n'),
+    );
   }
   // it answers: read what the timer did (its reload may still run: bounded polling)
   again.client.close();
@@ -492,40 +485,24 @@ async function waitForRevertTimer(ctx: OpnsenseContext, plan: Plan, backup: Back
     await ctx.sleep(Math.min(1_000 * (i + 1), Math.max(0, until - Date.now())));
   }
   if (report.state === 'fired') {
-    return new OpnsenseApplyError({
-      message: [
-        first,
+    return timerError(
+      [
         `The revert timer armed on OPNsense before the first write fired: it restored backup ${backup.id} (the configuration from before this apply, ${s.paths.config}) and reloaded all services, and OPNsense answers a fresh connection again.`,
         '  applied, then reverted by the timer:',
         ...applied.map(line),
         "  the timer's log on OPNsense:",
         ...report.log.trim().split('\n').map((l) => `    ${redact(l)}`),
-      ].join('\n'),
-      failure,
-      backupId: backup.id,
-      applied,
-      notAttempted: [],
-      reverted: true,
-      reapplied: [],
-      remedy: `This apply cut the path from this machine to OPNsense at ${where}. Check the planned changes to the LAN interface, its rules and gateways (dualwan plan), then run dualwan apply again.`,
-    });
+      ],
+      true,
+      `This apply cut the path from this machine to OPNsense at ${where}. Check the planned changes to the LAN interface, its rules and gateways (dualwan plan), then run dualwan apply again.`,
+    );
   }
   const why = sshError ? `SSH failed: ${redact(sshError instanceof Error ? sshError.message : String(sshError))}` : `its state is ${report.state}`;
-  return new OpnsenseApplyError({
-    message: [
-      first,
-      `OPNsense answers again after the revert timer ${armed.id} was due, but whether it restored backup ${backup.id} is not known (${why}).`,
-      '  applied:',
-      ...applied.map(line),
-    ].join('\n'),
-    failure,
-    backupId: backup.id,
-    applied,
-    notAttempted: [],
-    reverted: false,
-    reapplied: [],
-    remedy: `Run dualwan plan: it shows what is in place. If the apply stands there, it is complete; otherwise ${consoleRemedy(ctx, backup, where)}`,
-  });
+  return timerError(
+    [`OPNsense answers again after the revert timer ${armed.id} was due, but whether it restored backup ${backup.id} is not known (${why}).`, '  applied:', ...applied.map(line)],
+    false,
+    `Run dualwan plan: it shows what is in place. If the apply stands there, it is complete; otherwise ${consoleRemedy(ctx, backup, where)}`,
+  );
 }
 
 /**

@@ -5,16 +5,11 @@ import { pendingChanges } from '../../src/core/plan';
 import { OpnsenseApplyError } from '../../src/providers/opnsense/backup';
 import { OpnsenseStepError } from '../../src/providers/opnsense/resources/common';
 import { openRouterRun } from '../doubles/opnsense/harness';
-import { startSimulatedRouter, type SimulatedRouter } from '../doubles/opnsense/simulated-router';
+import { type SimulatedRouter } from '../doubles/opnsense/simulated-router';
+import { useSimulatedRouter } from '../helpers/router-fixture';
 
 let router: SimulatedRouter;
-beforeAll(async () => {
-  router = await startSimulatedRouter();
-});
-afterAll(async () => {
-  await router.close();
-});
-beforeEach(() => router.controls.reset());
+useSimulatedRouter((r) => (router = r));
 
 const snapshot = () => JSON.stringify(router.controls.state.config);
 

@@ -6,16 +6,11 @@ import type { Step } from '../../src/core/ui';
 import { OpnsenseApplyError } from '../../src/providers/opnsense/backup';
 import { presentFault } from '../doubles/opnsense/faults';
 import { openRouterRun, QuietUi, type RouterRun } from '../doubles/opnsense/harness';
-import { startSimulatedRouter, type SimulatedRouter } from '../doubles/opnsense/simulated-router';
+import { type SimulatedRouter } from '../doubles/opnsense/simulated-router';
+import { useSimulatedRouter } from '../helpers/router-fixture';
 
 let router: SimulatedRouter;
-beforeAll(async () => {
-  router = await startSimulatedRouter();
-});
-afterAll(async () => {
-  await router.close();
-});
-beforeEach(() => router.controls.reset());
+useSimulatedRouter((r) => (router = r));
 
 const snapshot = () => JSON.stringify(router.controls.state.config);
 const stage = { client: { requestTimeoutMs: 1_000 }, reachAttempts: 3, reachWithinMs: 10_000 };

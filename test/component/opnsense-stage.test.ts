@@ -7,15 +7,10 @@ import { opnsenseDeferred } from '../../src/flows/opnsense';
 import { openRouterRun, QuietUi } from '../doubles/opnsense/harness';
 import { startSimulatedRouter, type SimulatedRouter } from '../doubles/opnsense/simulated-router';
 import { rawCall } from '../doubles/opnsense/test-client';
+import { useSimulatedRouter } from '../helpers/router-fixture';
 
 let router: SimulatedRouter;
-beforeAll(async () => {
-  router = await startSimulatedRouter();
-});
-afterAll(async () => {
-  await router.close();
-});
-beforeEach(() => router.controls.reset());
+useSimulatedRouter((r) => (router = r));
 
 const planWith = (changes: { kind: string; action: Plan['changes'][number]['action'] }[]): Plan =>
   ({ formatVersion: 1, tool: 't', createdAt: '', desiredHash: '', postActions: [], changes: changes.map((c) => ({ ...c, address: `${c.kind}/x`, properties: [], disruption: [], dependsOn: [], observedFingerprint: null, desired: null })) }) as Plan;

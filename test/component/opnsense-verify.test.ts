@@ -1,6 +1,5 @@
 // `dualwan verify` on OPNsense against the simulated router with dpinger over time on a clock the
 // test drives: the figures come out in the router's seconds, exactly, without waiting for them.
-import { EventEmitter } from 'node:events';
 import { pendingChanges } from '../../src/core/plan';
 import type { Notice } from '../../src/core/ui';
 import type { OpnsenseContext } from '../../src/providers/opnsense/context';
@@ -11,17 +10,9 @@ import type { OpnsenseStepId } from '../../src/verify/scenario';
 import { ManualClock } from '../doubles/opnsense/dpinger';
 import { openRouterRun, QuietUi, type RouterRun } from '../doubles/opnsense/harness';
 import { startSimulatedRouter, type SimulatedRouter } from '../doubles/opnsense/simulated-router';
+import { FakeProcess } from '../helpers/fake-process';
 
 jest.setTimeout(60_000);
-
-class FakeProcess extends EventEmitter {
-  readonly pid = 4242;
-  readonly killed: string[] = [];
-  kill(_pid: number, signal?: string | number): true {
-    this.killed.push(String(signal));
-    return true;
-  }
-}
 
 /** A Ui that can act on what it is told (pull the cable when asked to). */
 class ReactingUi extends QuietUi {

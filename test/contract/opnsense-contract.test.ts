@@ -6,22 +6,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pendingChanges } from '../../src/core/plan';
 import { openRouterRun } from '../doubles/opnsense/harness';
-import { startSimulatedRouter, type SimulatedRouter } from '../doubles/opnsense/simulated-router';
+import { type SimulatedRouter } from '../doubles/opnsense/simulated-router';
 import { rawCall } from '../doubles/opnsense/test-client';
 import globalSetup from './global-setup';
 import globalTeardown, { formatViolations, type LoggedViolation } from './global-teardown';
+import { useSimulatedRouter } from '../helpers/router-fixture';
 
 let router: SimulatedRouter;
 let savedLog: string | undefined;
 let tmp: string;
 
-beforeAll(async () => {
-  router = await startSimulatedRouter();
-});
-afterAll(async () => {
-  await router.close();
-});
-beforeEach(() => router.controls.reset());
+useSimulatedRouter((r) => (router = r));
 
 function withPrivateLog(): void {
   savedLog = process.env.DUALWAN_CONTRACT_LOG;

@@ -4,9 +4,7 @@
  * removed NAT table and a removed rule are flagged, and the doctor changes nothing on the router
  * (its routes, rules and nftables ruleset read the same before and after).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseDocument } from 'yaml';
 import { loadConfigFile } from '../../src/config/load';
 import { pendingChanges } from '../../src/core/plan';
 import { runDoctor, type Finding } from '../../src/doctor/run';
@@ -15,10 +13,10 @@ import { applyPlan, makePlan, observe } from '../../src/plan/engine';
 import { TestUi } from '../helpers/test-ui';
 import { describeIfRoot, useLab } from '../lab/jest-lab';
 import { labRouterOptions } from '../lab/units';
+import { writeLabPlaybook } from '../lab/desired';
 
 jest.setTimeout(120_000);
 
-const ROOT = path.resolve(__dirname, '../..');
 const status = (f: readonly Finding[], check: string) => f.filter((x) => x.check === check).map((x) => x.status);
 
 describeIfRoot('dualwan doctor on a Linux router through SSH (lab)', () => {
@@ -34,18 +32,7 @@ describeIfRoot('dualwan doctor on a Linux router through SSH (lab)', () => {
     lab().dhcpLease(0);
     lab().dhcpLease(1);
     file = path.join(lab().dir, 'dualwan.yaml');
-    const doc = parseDocument(fs.readFileSync(path.join(ROOT, 'playbooks', 'two-lines-loadbalance.yaml'), 'utf8'));
-    doc.setIn(['linux', 'host'], p.lan.near);
-    doc.setIn(['lan', 'uplink', 'interface'], 'lan0');
-    doc.setIn(['lan', 'subnet'], p.lan.subnet);
-    for (const i of [0, 1] as const) {
-      doc.setIn(['wans', i, 'uplink', 'interface'], i === 0 ? 'wan1' : 'wan2');
-      doc.setIn(['wans', i, 'upstreamSubnet'], p.wans[i].subnet);
-      doc.setIn(['wans', i, 'monitorIps'], doc.createNode([...p.monitors[i]], { flow: true }));
-      doc.setIn(['wans', i, 'dnsServers'], doc.createNode([p.dns[i]], { flow: true }));
-    }
-    doc.setIn(['policy', 'stickyHosts'], doc.createNode([{ destination: p.stickyServer, wan: 'line1' }]));
-    fs.writeFileSync(file, doc.toString());
+    writeLabPlaybook(p, file);
   });
 
   it('a bare router: reachable, tools present, every part dualwan sets up flagged with a remedy; nothing changed', async () => {

@@ -26,6 +26,7 @@ import { loadState, QuietUi } from '../doubles/opnsense/harness';
 import { startSimulatedRouter, writeRouterPlaybook, type SimulatedRouter } from '../doubles/opnsense/simulated-router';
 import { CutoverNamespaces } from '../helpers/cutover-namespaces';
 import { describeIfRoot } from '../lab/jest-lab';
+import { until } from '../helpers/until';
 
 jest.setTimeout(120_000);
 
@@ -72,14 +73,6 @@ function timerProcesses(stateDir: string): string[] {
     .run(['ps', '-eo', 'pid=,args='])
     .out.split('\n')
     .filter((l) => l.includes(`${stateDir}/`));
-}
-
-async function until(what: string, pred: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Opens the OPNsense stage as `dualwan apply` does, with the key file and the pinned SSH host key. */
@@ -150,7 +143,7 @@ describeIfRoot('the revert timer of an OPNsense apply, on a real sshd in a netwo
       expect(log).not.toContain('configctl');
       expect(fs.readFileSync(path.join(conf(), 'config.xml'), 'utf8')).toContain('what the apply left');
       // disarmed: its waiting process is gone (so it can never fire) and its files are cleaned up
-      await until('the timer process ends', () => timerProcesses(stateDir).length === 0, 5_000);
+      await until(() => timerProcesses(stateDir).length === 0, 5_000, 'the timer process ends');
       expect(fs.readdirSync(stateDir)).toEqual([]);
     } finally {
       await run.session.close();
@@ -164,7 +157,7 @@ describeIfRoot('the revert timer of an OPNsense apply, on a real sshd in a netwo
     try {
       const applying = run.apply().catch((e: unknown) => e);
       // the router is "restored" when the timer has run configctl: it answers again from then on
-      await until('the timer runs configctl', () => readLog().includes('configctl service reload all'), 60_000);
+      await until(() => readLog().includes('configctl service reload all'), 60_000, 'the timer runs configctl');
       router!.controls.resumeAnswering();
       const err = (await applying) as OpnsenseApplyError;
       expect(err).toBeInstanceOf(OpnsenseApplyError);

@@ -183,6 +183,16 @@ async function freshSite(): Promise<Site> {
   };
 }
 
+/** The connection questions: the host, its port, the token id, the certificate (shown, then pinned), the secret. */
+async function answerConnection(t: PtySession, host: ProxmoxDouble): Promise<void> {
+  await t.answer('Proxmox VE host (name or IPv4 address):', `127.0.0.1${KEY.enter}`);
+  await t.answer('Proxmox VE API port:', `${host.port}${KEY.enter}`);
+  await t.answer('API token id', `${host.tokenId}${KEY.enter}`);
+  await t.waitFor(`SHA-256:     ${host.fingerprint}`);
+  await t.answer('pvenode cert info`? Pin this certificate', `y${KEY.enter}`);
+  await t.answer(`Secret of the token ${host.tokenId}`, `${host.tokenSecret}${KEY.enter}`);
+}
+
 beforeAll(() => {
   if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` (npm test does it first)`);
 });
@@ -198,12 +208,7 @@ describePty('dualwan setup in a pseudo-terminal', () => {
     const { host } = s;
     const t = startInPty(['setup', '--config', s.config, '--credentials', s.credentials], s.env);
     try {
-      await t.answer('Proxmox VE host (name or IPv4 address):', `127.0.0.1${KEY.enter}`);
-      await t.answer('Proxmox VE API port:', `${host.port}${KEY.enter}`);
-      await t.answer('API token id', `${host.tokenId}${KEY.enter}`);
-      await t.waitFor(`SHA-256:     ${host.fingerprint}`);
-      await t.answer('pvenode cert info`? Pin this certificate', `y${KEY.enter}`);
-      await t.answer(`Secret of the token ${host.tokenId}`, `${host.tokenSecret}${KEY.enter}`);
+      await answerConnection(t, host);
       await t.answer('Node the router VM runs on:', KEY.enter);
       // The discovered hardware, then the choices offered from it.
       await t.waitFor(/0000:01:00\.0 +Ethernet Controller I226-V +enp1s0 +· +IOMMU group 13 \(alone\) +· +link up +\[management: /);
@@ -302,11 +307,7 @@ describePty('dualwan setup in a pseudo-terminal', () => {
     const { host } = s;
     const first = startInPty(['setup', '--config', s.config, '--credentials', s.credentials], s.env);
     try {
-      await first.answer('Proxmox VE host', `127.0.0.1${KEY.enter}`);
-      await first.answer('Proxmox VE API port:', `${host.port}${KEY.enter}`);
-      await first.answer('API token id', `${host.tokenId}${KEY.enter}`);
-      await first.answer('Pin this certificate', `y${KEY.enter}`);
-      await first.answer('Secret of the token', `${host.tokenSecret}${KEY.enter}`);
+      await answerConnection(first, host);
       await first.answer('Node the router VM runs on:', KEY.enter);
       await first.answer('Which NIC goes to the ISP modem', KEY.enter);
       await first.answer('Which port goes to the TP-Link', KEY.enter);

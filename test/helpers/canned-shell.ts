@@ -24,3 +24,29 @@ export class CannedShell implements RemoteShell {
   }
   async close(): Promise<void> {}
 }
+
+/**
+ * A shell that records every command (argv, and what went to its stdin) and keeps written files in
+ * memory. Every command succeeds; `answer` gives its stdout (default empty).
+ */
+export class RecordingShell implements RemoteShell {
+  readonly target = 'recorder';
+  readonly calls: { argv: Argv; stdin?: string }[] = [];
+  readonly files = new Map<string, string>();
+  constructor(private readonly answer: (argv: Argv, stdin?: string) => string = () => '') {}
+  get argvs(): Argv[] {
+    return this.calls.map((c) => c.argv);
+  }
+  async exec(argv: Argv, o: ExecOptions = {}): Promise<ExecResult> {
+    const stdin = o.stdin === undefined ? undefined : o.stdin.toString();
+    this.calls.push({ argv, ...(stdin === undefined ? {} : { stdin }) });
+    return { code: 0, stdout: this.answer(argv, stdin), stderr: '', timedOut: false, truncated: false, durationMs: 0 };
+  }
+  async writeFile(p: string, c: string | Buffer): Promise<void> {
+    this.files.set(p, c.toString());
+  }
+  async readFile(p: string): Promise<string | undefined> {
+    return this.files.get(p);
+  }
+  async close(): Promise<void> {}
+}

@@ -9,23 +9,22 @@
  * namespace through a byte pipe (test/lab/lab-client.js), never from the machine's own namespace.
  * Everything is removed by name: the namespaces, the sshd by its pid, the pipes, the directory.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Duplex } from 'node:stream';
 import { connectSsh, type RemoteShell } from '../../src/providers/linux/ssh';
-import { writeLabSshdConfig } from '../lab/lab';
+import { namespacePipe, writeLabSshdConfig } from '../lab/lab';
 
-const LAB_CLIENT = path.resolve(__dirname, '../lab/lab-client.js');
 
 export class CutoverNamespaces {
   readonly id: string;
   readonly ns: { readonly admin: string; readonly host: string; readonly vm: string };
   dir = '';
   private sshdPid: number | undefined;
-  private readonly pipes = new Set<ReturnType<typeof spawn>>();
+  private readonly pipes = new Set<ChildProcess>();
 
   /** `prefix`: four letters naming the test in the namespace names (e.g. dwdm, dwco). */
   constructor(prefix: string) {
@@ -98,16 +97,9 @@ export class CutoverNamespaces {
 
   /** A byte stream to the host's sshd at `address`, opened from inside the admin namespace. */
   pipeTo(address: string): Duplex {
-    const child = spawn('ip', ['netns', 'exec', this.ns.admin, process.execPath, LAB_CLIENT, 'pipe', address, '22', '--timeout', '1000'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.pipes.add(child);
-    child.on('exit', () => this.pipes.delete(child));
-    child.stderr.resume();
-    const sock = Duplex.from({ readable: child.stdout, writable: child.stdin });
-    sock.on('close', () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-    });
-    return sock;
+    return namespacePipe(this.ns.admin, address, 22, 1_000, this.pipes);
   }
+
 
   /** SSH to the host from the admin namespace, through `address` (the old or the new path). */
   sshVia(address: string): Promise<RemoteShell> {

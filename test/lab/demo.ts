@@ -11,15 +11,15 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseDocument } from 'yaml';
 import { loadConfigFile } from '../../src/config/load';
 import { pendingChanges } from '../../src/core/plan';
 import type { Answer, Notice, Question, Step, Ui } from '../../src/core/ui';
 import { linuxStage } from '../../src/flows/linux';
 import { applyPlan, makePlan, observe } from '../../src/plan/engine';
 import { DualWanLab, reapStaleLabs } from './lab';
-import { labScriptsDir, repoRoot } from './runtime';
+import { labScriptsDir } from './runtime';
 import { labRouterOptions, readMonitorState, startMonitorUnit, waitUntil } from './units';
+import { writeLabPlaybook } from './desired';
 
 /** Notices are printed; questions take their defaults (the demo never waits for a person). */
 class DemoUi implements Ui {
@@ -67,18 +67,7 @@ export async function runLinuxLabDemo(print: (line: string) => void): Promise<st
 
     print('\n2. playbooks/two-lines-loadbalance.yaml, pointed at the lab');
     const file = path.join(lab.dir, 'dualwan.yaml');
-    const doc = parseDocument(fs.readFileSync(path.join(repoRoot(), 'playbooks', 'two-lines-loadbalance.yaml'), 'utf8'));
-    doc.setIn(['linux', 'host'], p.lan.near);
-    doc.setIn(['lan', 'uplink', 'interface'], 'lan0');
-    doc.setIn(['lan', 'subnet'], p.lan.subnet);
-    for (const i of [0, 1] as const) {
-      doc.setIn(['wans', i, 'uplink', 'interface'], i === 0 ? 'wan1' : 'wan2');
-      doc.setIn(['wans', i, 'upstreamSubnet'], p.wans[i].subnet);
-      doc.setIn(['wans', i, 'monitorIps'], doc.createNode([...p.monitors[i]], { flow: true }));
-      doc.setIn(['wans', i, 'dnsServers'], doc.createNode([p.dns[i]], { flow: true }));
-    }
-    doc.setIn(['policy', 'stickyHosts'], doc.createNode([{ destination: p.stickyServer, wan: 'line1' }]));
-    fs.writeFileSync(file, doc.toString());
+    writeLabPlaybook(p, file);
     const loaded = loadConfigFile(file);
     if (!loaded.state || loaded.diagnostics.some((d) => d.severity === 'error')) {
       throw new Error(`the lab copy of the playbook does not load: ${loaded.diagnostics.map((d) => d.message).join('; ')}`);

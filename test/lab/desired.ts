@@ -2,8 +2,12 @@
  * The dualwan.yaml a user of story 2 would write for the lab: two lines load-balanced 2:1 with
  * static addresses, the LAN on lan0, the router reached over SSH with its host key pinned.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseDocument } from 'yaml';
 import type { DesiredState } from '../../src/core/desired';
 import type { LabAddressPlan } from './addressing';
+import { repoRoot } from './runtime';
 
 /** The lab's monitor profiles: the defaults (`balanced`) and `fast` (10 s failback window, for short CI runs). */
 export const LAB_PROFILES = {
@@ -57,4 +61,24 @@ export function labDesiredState(plan: LabAddressPlan, hostKey: string | undefine
       ...overrides,
     },
   };
+}
+
+/**
+ * playbooks/two-lines-loadbalance.yaml as a user would adapt it to the lab, written to `file`
+ * (comments kept): the router's LAN address, the lab's interfaces and subnets, its monitor targets
+ * and resolvers, and the sticky host through line1.
+ */
+export function writeLabPlaybook(plan: LabAddressPlan, file: string): void {
+  const doc = parseDocument(fs.readFileSync(path.join(repoRoot(), 'playbooks', 'two-lines-loadbalance.yaml'), 'utf8'));
+  doc.setIn(['linux', 'host'], plan.lan.near);
+  doc.setIn(['lan', 'uplink', 'interface'], 'lan0');
+  doc.setIn(['lan', 'subnet'], plan.lan.subnet);
+  for (const i of [0, 1] as const) {
+    doc.setIn(['wans', i, 'uplink', 'interface'], i === 0 ? 'wan1' : 'wan2');
+    doc.setIn(['wans', i, 'upstreamSubnet'], plan.wans[i].subnet);
+    doc.setIn(['wans', i, 'monitorIps'], doc.createNode([...plan.monitors[i]], { flow: true }));
+    doc.setIn(['wans', i, 'dnsServers'], doc.createNode([plan.dns[i]], { flow: true }));
+  }
+  doc.setIn(['policy', 'stickyHosts'], doc.createNode([{ destination: plan.stickyServer, wan: 'line1' }]));
+  fs.writeFileSync(file, doc.toString());
 }

@@ -451,18 +451,9 @@ export class DualWanLab {
    * the LAN reaches it; the lab has no link to the root namespace). Pass it as `sock` to ssh2.
    */
   sshTransport(): Duplex {
-    const child = spawn('ip', ['netns', 'exec', this.namespaces.lan, process.execPath, path.join(here(), 'lab-client.js'), 'pipe', this.plan.lan.near, '22', '--timeout', '10000'], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    this.children.add(child);
-    child.on('exit', () => this.children.delete(child));
-    child.stderr.resume();
-    const stream = Duplex.from({ readable: child.stdout, writable: child.stdin });
-    stream.on('close', () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-    });
-    return stream;
+    return namespacePipe(this.namespaces.lan, this.plan.lan.near, 22, 10_000, this.children);
   }
+
 
   /**
    * Breaks an ISP the way real lines break: `blackhole` (modem up, upstream dead), `loss` (random
@@ -732,4 +723,23 @@ export function writeLabSshdConfig(file: string, o: { comment: string; listen: s
     '',
   ];
   fs.writeFileSync(file, lines.join('\n'), { mode: 0o600 });
+}
+
+/**
+ * A byte stream to `address:port` opened from inside network namespace `ns` by the lab client
+ * (`lab-client.js pipe`), for ssh2's `sock`: nothing connects from the machine's own namespace.
+ * The helper process is tracked in `children` and ended when the stream closes.
+ */
+export function namespacePipe(ns: string, address: string, port: number, connectTimeoutMs: number, children: Set<ChildProcess>): Duplex {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, path.join(here(), 'lab-client.js'), 'pipe', address, String(port), '--timeout', String(connectTimeoutMs)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  child.stderr.resume();
+  const stream = Duplex.from({ readable: child.stdout, writable: child.stdin });
+  stream.on('close', () => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+  });
+  return stream;
 }

@@ -10,18 +10,15 @@
 // (dpinger.inc dpinger_status): down above latencyhigh or losshigh; delay / loss / delay+loss
 // above the low thresholds; none (Online) otherwise.
 
+import type { DpingerSettings } from '../../../src/providers/opnsense/layout';
+
 export type DpingerStatus = 'none' | 'down' | 'force_down' | 'delay' | 'loss' | 'delay+loss';
 
-/** Effective dpinger settings of a gateway (seconds, ms, percent). */
-export interface DpingerParams {
-  readonly interval: number;
-  readonly loss_interval: number;
-  readonly time_period: number;
-  readonly latencylow: number;
-  readonly latencyhigh: number;
-  readonly losslow: number;
-  readonly losshigh: number;
-}
+/**
+ * Effective dpinger settings of a gateway (seconds, ms, percent): the gateway fields OPNsense
+ * stores, the same shape the product plans (the type only; the arithmetic here is the double's own).
+ */
+export type DpingerParams = DpingerSettings;
 
 export interface DpingerReport {
   /** integer percent, as dpinger reports it */

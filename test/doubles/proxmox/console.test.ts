@@ -5,6 +5,8 @@ import * as tls from 'node:tls';
 import { startProxmoxDouble, type ProxmoxDouble } from './server';
 import { wsFrame } from './console';
 import { RawClient, type RawResponse } from './test-client';
+import { useRawDouble } from '../../helpers/raw-double';
+import { until } from '../../helpers/until';
 
 jest.setTimeout(30_000);
 
@@ -89,25 +91,10 @@ function payloads(b: Buffer): { op: number; data: Buffer }[] {
   return out;
 }
 
-async function until(pred: () => boolean, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('storage upload (multipart)', () => {
   let d: ProxmoxDouble;
   let c: RawClient;
-  beforeAll(async () => {
-    d = await startProxmoxDouble({ authFailDelayMs: 0, taskDurationMs: 10 });
-    c = new RawClient(d);
-  });
-  afterAll(async () => {
-    await c.close();
-    await d.close();
-  });
+  useRawDouble({ authFailDelayMs: 0, taskDurationMs: 10 }, (double, client) => ((d = double), (c = client)), { reset: false });
 
   it('spools the file, runs an imgcopy task, verifies the checksum and lists the volume', async () => {
     const data = Buffer.from('seed bytes');

@@ -1,8 +1,9 @@
 // DELETE /nodes/{node}/storage/{storage}/content/{volume} (pve-storage API2/Storage/Content.pm
 // `delete`), on both schema versions: the volume id rules, the privilege the code checks (the
 // schema only says `user: all`), the imgdel task, a missing file as a task warning.
-import { startProxmoxDouble, type ProxmoxDouble } from './server';
+import { type ProxmoxDouble } from './server';
 import { RawClient } from './test-client';
+import { useRawDouble } from '../../helpers/raw-double';
 
 const SEED = 'local:iso/dualwan-seed-100.iso';
 const STORAGE_PRIVS = ['Datastore.AllocateSpace', 'Datastore.AllocateTemplate', 'Datastore.Audit'];
@@ -10,14 +11,7 @@ const STORAGE_PRIVS = ['Datastore.AllocateSpace', 'Datastore.AllocateTemplate', 
 describe.each(['8.4', '9.1'] as const)('deleting a storage volume, PVE %s', (schemaVersion) => {
   let d: ProxmoxDouble;
   let c: RawClient;
-  beforeAll(async () => {
-    d = await startProxmoxDouble({ authFailDelayMs: 0, taskDurationMs: 20, schemaVersion });
-    c = new RawClient(d);
-  });
-  afterAll(async () => {
-    await c.close();
-    await d.close();
-  });
+  useRawDouble({ authFailDelayMs: 0, taskDurationMs: 20, schemaVersion }, (double, client) => ((d = double), (c = client)), { reset: false });
   beforeEach(() => {
     d.reset();
     d.state.volumes.push({ volid: SEED, storage: 'local', content: 'iso', format: 'iso', size: 51_200, ctime: 1_700_000_000 });

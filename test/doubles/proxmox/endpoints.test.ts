@@ -1,6 +1,7 @@
 import { remoteFileDigest } from './state';
-import { startProxmoxDouble, type ProxmoxDouble } from './server';
+import { type ProxmoxDouble } from './server';
 import { RawClient } from './test-client';
+import { useRawDouble } from '../../helpers/raw-double';
 
 const TOKEN = 'dualwan@pve!setup';
 const ISO_BZ2 = 'https://pkg.opnsense.org/releases/25.7/OPNsense-25.7-dvd-amd64.iso.bz2';
@@ -8,15 +9,7 @@ const ISO_BZ2 = 'https://pkg.opnsense.org/releases/25.7/OPNsense-25.7-dvd-amd64.
 let d: ProxmoxDouble;
 let c: RawClient;
 
-beforeAll(async () => {
-  d = await startProxmoxDouble({ authFailDelayMs: 0, taskDurationMs: 5 });
-  c = new RawClient(d);
-});
-afterAll(async () => {
-  await c.close();
-  await d.close();
-});
-beforeEach(() => d.reset());
+useRawDouble({ authFailDelayMs: 0, taskDurationMs: 5 }, (double, client) => ((d = double), (c = client)));
 
 describe('download-url', () => {
   it('decompresses an ISO (content=iso, compression=bz2) and lists it under <storage>:iso/<file>', async () => {

@@ -7,8 +7,9 @@ import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { fakeNanoImage } from './image-server';
 import { OpnsenseGuest } from './opnsense-guest';
-import { startProxmoxDouble, type ProxmoxDouble } from './server';
+import { type ProxmoxDouble } from './server';
 import { RawClient } from './test-client';
+import { useRawDouble } from '../../helpers/raw-double';
 
 function multipart(fields: Record<string, string>, name: string, data: Buffer): { type: string; body: Buffer } {
   const b = `----test${randomBytes(6).toString('hex')}`;
@@ -42,15 +43,7 @@ const SHA = createHash('sha256').update(RAW).digest('hex');
 describe.each(['8.4', '9.1'] as const)('VM image import, PVE %s', (schemaVersion) => {
   let d: ProxmoxDouble;
   let c: RawClient;
-  beforeAll(async () => {
-    d = await startProxmoxDouble({ authFailDelayMs: 0, taskDurationMs: 10, schemaVersion });
-    c = new RawClient(d);
-  });
-  afterAll(async () => {
-    await c.close();
-    await d.close();
-  });
-  beforeEach(() => d.reset());
+  useRawDouble({ authFailDelayMs: 0, taskDurationMs: 10, schemaVersion }, (double, client) => ((d = double), (c = client)));
 
   it('takes a .raw upload into import content, checks its sha256, and keeps the bytes', async () => {
     const r = await upload(d, c, { content: 'import', 'checksum-algorithm': 'sha256', checksum: SHA }, 'nano.raw', RAW);

@@ -1,19 +1,12 @@
-import { startProxmoxDouble, type ProxmoxDouble } from './server';
+import { type ProxmoxDouble } from './server';
 import { RawClient } from './test-client';
+import { useRawDouble } from '../../helpers/raw-double';
 import { renderInterfaces, unifiedDiff } from './network';
 
 let d: ProxmoxDouble;
 let c: RawClient;
 
-beforeAll(async () => {
-  d = await startProxmoxDouble({ authFailDelayMs: 0, taskDurationMs: 5 });
-  c = new RawClient(d);
-});
-afterAll(async () => {
-  await c.close();
-  await d.close();
-});
-beforeEach(() => d.reset());
+useRawDouble({ authFailDelayMs: 0, taskDurationMs: 5 }, (double, client) => ((d = double), (c = client)));
 
 type Iface = { iface: string; [k: string]: unknown };
 

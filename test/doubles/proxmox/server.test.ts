@@ -3,6 +3,7 @@ import { listSamples, loadSample, type SampleFile } from './data';
 import { startProxmoxDouble, type ProxmoxDouble } from './server';
 import { remoteFileDigest } from './state';
 import { RawClient } from './test-client';
+import { useRawDouble } from '../../helpers/raw-double';
 
 const TOKEN = 'dualwan@pve!setup';
 const ROUTER_MAPS = {
@@ -13,16 +14,8 @@ const ROUTER_MAPS = {
 let d: ProxmoxDouble;
 let c: RawClient;
 
-beforeAll(async () => {
-  // Long enough that a task is still running when a test reads its status on a loaded machine.
-  d = await startProxmoxDouble({ authFailDelayMs: 0, taskDurationMs: 150 });
-  c = new RawClient(d);
-});
-afterAll(async () => {
-  await c.close();
-  await d.close();
-});
-beforeEach(() => d.reset());
+// Long enough that a task is still running when a test reads its status on a loaded machine.
+useRawDouble({ authFailDelayMs: 0, taskDurationMs: 150 }, (double, client) => ((d = double), (c = client)));
 
 function sample(name: string, i?: number): { request: { method: string; path: string; query?: Record<string, unknown>; form?: Record<string, string> }; response: { status: number; reason: string; body: { data?: unknown; message?: string } } } {
   const s = loadSample<SampleFile>(name);

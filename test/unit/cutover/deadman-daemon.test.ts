@@ -9,33 +9,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { armDeadman, deadmanLog, deadmanState, disarmDeadman, newDeadmanId, snippet, type ArmedDeadman } from '../../../src/cutover/deadman';
 import { LocalShell } from '../../../src/providers/linux/local';
-import type { Argv } from '../../../src/providers/linux/shell';
-import type { ExecOptions, ExecResult, RemoteShell } from '../../../src/providers/linux/ssh';
+import { RecordingShell } from '../../helpers/canned-shell';
+import { until } from '../../helpers/until';
 
 jest.setTimeout(30_000);
 
-/** Records commands (and what went to their stdin); answers the disarm snippet as the remote would. */
-class RecordingShell implements RemoteShell {
-  readonly target = 'recorder';
-  readonly calls: { argv: Argv; stdin?: string }[] = [];
-  readonly files = new Map<string, string>();
-  async exec(argv: Argv, o: ExecOptions = {}): Promise<ExecResult> {
-    this.calls.push({ argv, ...(o.stdin === undefined ? {} : { stdin: o.stdin.toString() }) });
-    const disarm = o.stdin?.toString().includes('echo disarmed');
-    return { code: 0, stdout: disarm ? 'disarmed\n' : '', stderr: '', timedOut: false, truncated: false, durationMs: 0 };
-  }
-  async writeFile(p: string, c: string | Buffer): Promise<void> {
-    this.files.set(p, c.toString());
-  }
-  async readFile(p: string): Promise<string | undefined> {
-    return this.files.get(p);
-  }
-  async close(): Promise<void> {}
-}
+const newRecorder = () => new RecordingShell((_argv, stdin) => (stdin?.includes('echo disarmed') ? 'disarmed\n' : ''));
 
 describe('dead-man timer, daemon kind: the commands', () => {
   it('detaches the waiting shell with daemon -f, and sends every script on stdin, never as a multi-line argument', async () => {
-    const rec = new RecordingShell();
+    const rec = newRecorder();
     const a = await armDeadman(rec, { id: 'dualwan-apply-abcd1234', kind: 'daemon', stateDir: '/var/run/dualwan', timeoutSeconds: 600, revert: [['cp', '--', '/conf/backup/config-1718050000.1234.xml', '/conf/config.xml'], ['configctl', 'service', 'reload', 'all']] });
     expect(a).toMatchObject({ kind: 'daemon', script: '/var/run/dualwan/dualwan-apply-abcd1234.wait.sh', timeoutSeconds: 600 });
     expect(rec.calls.map((c) => c.argv)).toEqual([
@@ -63,7 +46,7 @@ describe('dead-man timer, daemon kind: the commands', () => {
   });
 
   it('uses the daemon program it is given (a stand-in in tests)', async () => {
-    const rec = new RecordingShell();
+    const rec = newRecorder();
     await armDeadman(rec, { id: 'dualwan-apply-00000001', kind: 'daemon', stateDir: '/tmp/x', timeoutSeconds: 10, revert: [['true']], daemonBin: '/opt/stand-in/daemon' });
     expect(rec.calls.map((c) => c.argv[0])).toContain('/opt/stand-in/daemon');
   });
@@ -90,14 +73,6 @@ describe('dead-man timer, daemon kind: for real with a stand-in daemon(8)', () =
     for (const a of armedHere.splice(0)) await disarmDeadman(shell, a).catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   });
-
-  async function until(pred: () => Promise<boolean> | boolean, ms: number): Promise<void> {
-    const end = Date.now() + ms;
-    while (!(await pred())) {
-      if (Date.now() > end) throw new Error('condition not met in time');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 
   it('nobody disarms: it fires and runs the revert; a late disarm reports fired', async () => {
     const marker = path.join(dir, 'restored');

@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { armDeadman, deadmanLog, deadmanState, disarmDeadman, fireScript, type ArmedDeadman } from '../../../src/cutover/deadman';
 import { describeCutover, revertCommandsForProxmox } from '../../../src/cutover/cutover';
 import { LocalShell } from '../../../src/providers/linux/local';
-import type { ExecOptions, ExecResult, RemoteShell } from '../../../src/providers/linux/ssh';
-import type { Argv } from '../../../src/providers/linux/shell';
+import { RecordingShell } from '../../helpers/canned-shell';
+import { until } from '../../helpers/until';
 
 jest.setTimeout(30_000);
 
@@ -27,32 +27,6 @@ afterEach(async () => {
   for (const a of armedHere.splice(0)) await disarmDeadman(shell, a).catch(() => undefined);
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-async function until(pred: () => Promise<boolean> | boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Records commands instead of running them. */
-class RecordingShell implements RemoteShell {
-  readonly target = 'recorder';
-  readonly argvs: Argv[] = [];
-  readonly files = new Map<string, string>();
-  async exec(argv: Argv, _o?: ExecOptions): Promise<ExecResult> {
-    this.argvs.push(argv);
-    return { code: 0, stdout: '', stderr: '', timedOut: false, truncated: false, durationMs: 0 };
-  }
-  async writeFile(p: string, c: string | Buffer): Promise<void> {
-    this.files.set(p, c.toString());
-  }
-  async readFile(p: string): Promise<string | undefined> {
-    return this.files.get(p);
-  }
-  async close(): Promise<void> {}
-}
 
 describe('dead-man timer', () => {
   it('systemd-run backend: a transient timer unit running the fire script', async () => {

@@ -1,6 +1,6 @@
-import { EventEmitter } from 'node:events';
 import type { MonitorSnapshot } from '../../../src/providers/linux/monitor/daemon';
 import { linuxFailoverScenario, renderBlockRuleset, renderVerifyReport, runLinuxVerify, withGuaranteedRestore, type ClientProbe, type LinuxVerifyDeps } from '../../../src/verify/linux';
+import { FakeProcess } from '../../helpers/fake-process';
 
 /** A router whose monitor reacts to the injected failure on a fixed schedule. */
 function fakeWorld(opts: { detectAfterMs: number | null; failbackAfterMs: number | null; staleLoss?: boolean }) {
@@ -108,15 +108,6 @@ describe('runLinuxVerify', () => {
 });
 
 describe('withGuaranteedRestore', () => {
-  class FakeProcess extends EventEmitter {
-    readonly pid = 4242;
-    readonly killed: string[] = [];
-    kill(_pid: number, signal?: string | number): true {
-      this.killed.push(String(signal));
-      return true;
-    }
-  }
-
   it('restores on SIGINT before letting the signal end the process', async () => {
     const proc = new FakeProcess();
     const order: string[] = [];
